@@ -1,0 +1,158 @@
+"""What every field agent runs inside: config, clock, outbox, uplink, health, commands, signals.
+
+An agent is a class with a ``Config`` dataclass (its own YAML section, named after the agent) and a
+``run(stop)`` method; it publishes through :class:`AgentHost` and never touches MQTT or SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from edge.protocol import Envelope, EnvelopeError, Topic, utc_timestamp
+from edge.protocol.topics import check_device_id
+from edge.runtime.clock import Clock
+from edge.runtime.config import ConfigError, build, load_yaml
+from edge.runtime.health import Health
+from edge.runtime.outbox import Outbox, Sync, WhenFull
+from edge.runtime.uplink import MqttConfig, MqttUplink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceConfig:
+    id: str
+    kind: Literal["river", "camera", "bus", "tracker"]
+
+    def __post_init__(self) -> None:
+        check_device_id(self.id)
+
+
+@dataclass
+class OutboxConfig:
+    path: Path = Path("/var/lib/machimori/outbox.db")
+    max_messages: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    when_full: WhenFull = "drop_oldest"  # or refuse_new; see edge/runtime/outbox.py
+    sync: Sync = "full"  # full survives power loss; normal only a crash, and is faster
+
+
+@dataclass
+class HostConfig:
+    device: DeviceConfig
+    agent: str
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    clock_speed: float = 1.0  # >1 only in simulation: the agent's schedule runs that much faster
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    flush_timeout_s: float = 5.0  # on SIGTERM, how long queued messages get to leave
+
+
+class Agent(Protocol):
+    def run(self, stop: threading.Event) -> None: ...
+
+
+@dataclass
+class AgentFile:
+    """A parsed agent config file: the host part and the agent's own section, still raw."""
+
+    path: Path
+    host: HostConfig
+    section: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path, agents: Iterable[str]) -> AgentFile:
+        """Parse ``path``; ``agents`` are the agent names this build knows."""
+        data = load_yaml(path)
+        agent, known = data.get("agent"), list(agents)
+        if agent not in known:
+            raise ConfigError(path, "agent", f"one of {', '.join(known)}", agent)
+        section = data.pop(agent, {})
+        return cls(Path(path), build(HostConfig, data, file=path), section)
+
+    def agent_config(self, config_cls: type) -> Any:
+        return build(config_cls, self.section, file=self.path, key=self.host.agent)
+
+
+class AgentHost:
+    def __init__(self, config: HostConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.device = config.device.id
+        self.kind = config.device.kind
+        self.clock = clock or Clock(config.clock_speed)
+        self.health = Health(self.clock)
+        oc = config.outbox
+        self.outbox = Outbox(
+            oc.path,
+            self.device,
+            max_messages=oc.max_messages,
+            max_bytes=oc.max_bytes,
+            when_full=oc.when_full,
+            sync=oc.sync,
+        )
+        self.uplink = MqttUplink(
+            config.mqtt, self.kind, self.device, self.outbox, self.health, self.clock, self._command
+        )
+        self._handlers: dict[str, Callable[[Envelope], None]] = {}
+        self.stop = threading.Event()
+
+    def publish(
+        self, channel: str, type: str, data: dict[str, Any], at: datetime | None = None
+    ) -> Envelope:
+        """Queue one reading or event durably; it is sent as soon as the link allows."""
+        envelope = self.outbox.add(
+            Topic(self.kind, self.device, channel),
+            type,
+            data,
+            utc_timestamp(at or self.clock.now()),
+        )
+        self.uplink.wake.set()
+        return envelope
+
+    def publish_image(self, event_id: str, jpeg: bytes) -> None:
+        self.outbox.add_raw(Topic(self.kind, self.device, "image", event_id), jpeg)
+        self.uplink.wake.set()
+
+    def on_command(self, type: str, handler: Callable[[Envelope], None]) -> None:
+        self._handlers[type] = handler
+
+    def _command(self, payload: bytes) -> None:
+        """A city-to-device message. A bad one is counted and logged; it never stops the agent."""
+        try:
+            envelope = Envelope.from_json(payload)
+            if envelope.device != self.device:
+                raise EnvelopeError("device", f"addressed to {envelope.device!r}")
+            handler = self._handlers.get(envelope.type)
+            if handler is None:
+                known = ", ".join(sorted(self._handlers)) or "none"
+                raise EnvelopeError("type", f"unknown command {envelope.type!r} (known: {known})")
+            handler(envelope)
+        except (ValueError, TypeError) as exc:  # EnvelopeError, or a handler refusing its data
+            self.health.count("cmd_rejected")
+            self.health.error(f"command rejected: {exc}")
+            log.warning("command rejected", extra={"fields": {"error": str(exc)}})
+            return
+        self.health.count("cmd_applied")
+
+    def run(self, agent: Agent) -> None:
+        """Run ``agent`` until SIGTERM/SIGINT or until it returns, then shut down cleanly."""
+        previous = {
+            sig: signal.signal(sig, lambda *_: self.stop.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        self.uplink.start()
+        try:
+            agent.run(self.stop)
+        finally:
+            self.stop.set()
+            self.uplink.stop(self.config.flush_timeout_s)
+            self.outbox.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

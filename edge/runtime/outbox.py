@@ -1,0 +1,234 @@
+"""The durable outbox: every message is written here before it is sent, and leaves only when the
+network acknowledged it (MQTT PUBACK, or a confirmed LoRaWAN uplink).
+
+SQLite in WAL mode. The device's ``seq`` counter lives in the same database and is advanced in the
+same transaction that stores the message, so after a crash, ``kill -9`` or power loss a ``seq`` is
+never reused and never skipped except where a message was really lost.
+
+Bounded: ``max_messages`` and ``max_bytes``. When full, the policy ``when_full`` decides:
+
+- ``drop_oldest`` (default): the oldest *telemetry* message is dropped to make room; events (level
+  crossings, detections) are dropped only when no telemetry is left. A river gauge cut off for days
+  keeps its most recent readings and every warning-level crossing.
+- ``refuse_new``: the new message is refused (``OutboxFull``) and what is queued stays.
+
+Either way the lost message's ``seq`` is consumed, so the city sees the loss as a gap, and the
+counters ``dropped_full`` / ``refused_full`` (persisted) say how many.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from edge.protocol import Envelope, EnvelopeError, Topic
+
+WhenFull = Literal["drop_oldest", "refuse_new"]
+Sync = Literal["full", "normal"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    droppable INTEGER NOT NULL,
+    seq INTEGER
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class OutboxFull(RuntimeError):
+    """The outbox is full and its policy is ``refuse_new``."""
+
+
+class OutboxMismatch(RuntimeError):
+    """The outbox file belongs to another device; sharing it would mix two seq counters."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    seq: int | None
+
+
+class Outbox:
+    def __init__(
+        self,
+        path: str | Path,
+        device: str,
+        *,
+        max_messages: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        when_full: WhenFull = "drop_oldest",
+        sync: Sync = "full",
+    ) -> None:
+        if max_messages < 1 or max_bytes < 1:
+            raise ValueError("outbox bounds must be positive")
+        self.device = device
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.when_full = when_full
+        self._lock = threading.Lock()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        self._db.executescript(SCHEMA)
+        with self._transaction():
+            owner = self._meta("device", None)
+            if owner is None:
+                self._set_meta("device", device)
+            elif owner != device:
+                raise OutboxMismatch(f"{path} holds the outbox of device {owner!r}, not {device!r}")
+        self._depth, self._bytes = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM message"
+        ).fetchone()
+
+    # -- bookkeeping kept in the meta table -------------------------------------------------
+    def _meta(self, key: str, default: Any) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def _bump(self, key: str, by: int = 1) -> None:
+        self._set_meta(key, self._meta(key, 0) + by)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # -- producing ----------------------------------------------------------------------------
+    def add(self, topic: Topic, type: str, data: dict[str, Any], ts: str) -> Envelope:
+        """Store one envelope under the next ``seq``. A validation error writes nothing."""
+        if topic.device != self.device:
+            raise EnvelopeError("device", f"{topic.device!r} is not this outbox's device")
+        with self._lock, self._transaction():
+            seq = self._meta("next_seq", 0)
+            envelope = Envelope(self.device, seq, ts, type, data)
+            try:
+                payload = envelope.to_json()
+            except (TypeError, ValueError) as exc:
+                raise EnvelopeError("data", f"not representable as JSON ({exc})") from exc
+            self._set_meta("next_seq", seq + 1)
+            self._store(topic, payload, droppable=topic.channel == "telemetry", seq=seq)
+        return envelope
+
+    def add_raw(self, topic: Topic, payload: bytes) -> None:
+        """Store a payload that is not an envelope (an image); it carries no seq of its own."""
+        with self._lock, self._transaction():
+            self._store(topic, payload, droppable=True, seq=None)
+
+    def _store(self, topic: Topic, payload: bytes, *, droppable: bool, seq: int | None) -> None:
+        size = len(payload)
+        if size > self.max_bytes:
+            raise OutboxFull(f"a {size}-byte message cannot fit an outbox of {self.max_bytes} B")
+        if self.when_full == "refuse_new" and self._is_full(size):
+            self._bump("refused_full")
+            raise OutboxFull(f"outbox full ({self._depth} messages, {self._bytes} B); refused")
+        while self._is_full(size):
+            self._drop_oldest()
+        self._db.execute(
+            "INSERT INTO message(topic, payload, qos, retain, droppable, seq) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (str(topic), payload, topic.qos, topic.retain, droppable, seq),
+        )
+        self._depth += 1
+        self._bytes += size
+
+    def _is_full(self, incoming: int) -> bool:
+        return self._depth + 1 > self.max_messages or self._bytes + incoming > self.max_bytes
+
+    def _drop_oldest(self) -> None:
+        row = self._db.execute(
+            "SELECT id, LENGTH(payload) FROM message ORDER BY droppable DESC, id LIMIT 1"
+        ).fetchone()
+        self._db.execute("DELETE FROM message WHERE id = ?", (row[0],))
+        self._depth -= 1
+        self._bytes -= row[1]
+        self._bump("dropped_full")
+
+    # -- consuming ----------------------------------------------------------------------------
+    def pending(self, after_id: int = 0, limit: int = 100) -> list[Pending]:
+        """The oldest unacknowledged messages with an id above ``after_id``, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos, retain, seq FROM message "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
+        return [Pending(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Remove acknowledged messages. Unknown ids (already dropped) are ignored."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._lock, self._transaction():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                removed = self._db.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM message "
+                    f"WHERE id IN ({marks})",
+                    chunk,
+                ).fetchone()
+                self._db.execute(f"DELETE FROM message WHERE id IN ({marks})", chunk)
+                self._depth -= removed[0]
+                self._bytes -= removed[1]
+
+    # -- health ---------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "queued": self._depth,
+                "queued_bytes": self._bytes,
+                "last_seq": self._meta("next_seq", 0) - 1,
+                "dropped_full": self._meta("dropped_full", 0),
+                "refused_full": self._meta("refused_full", 0),
+            }
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception except a refusal, which must
+    still consume its seq and count itself."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None or issubclass(exc_type, OutboxFull):
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")

@@ -1,0 +1,292 @@
+"""MQTT uplink: drains the outbox to the broker with QoS 1 and deletes a message only on PUBACK.
+
+Two threads. The network thread owns the socket: connect, reconnect with exponential backoff and
+jitter, keepalive. The pump thread moves messages from the outbox into paho, at most ``inflight``
+unacknowledged at a time and in outbox order, and turns PUBACKs into outbox deletions. paho re-sends
+its unacknowledged QoS 1 messages, in order and with DUP set, after a reconnect; the outbox covers
+the case where the process itself dies. Duplicates are possible (at-least-once); the store dedups
+on ``(device, seq)``.
+
+The retained ``status`` message says online on connect and is replaced by the will (offline) if the
+device vanishes, or by an explicit offline message on a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from edge.protocol import Status, Topic, utc_timestamp
+from edge.runtime.clock import Clock
+from edge.runtime.health import Health
+from edge.runtime.outbox import Outbox
+
+log = logging.getLogger(__name__)
+PASSWORD_ENV = "MACHIMORI_MQTT_PASSWORD"
+
+
+@dataclass
+class TlsConfig:
+    """TLS to the broker: ``ca_file`` alone verifies the broker; cert and key add client auth."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass
+class MqttConfig:
+    host: str = "localhost"
+    port: int = 1883
+    # Per-device credentials: username is usually the device id. The password is read from
+    # password_file (mode 0600, outside git) or the MACHIMORI_MQTT_PASSWORD environment variable.
+    username: str | None = None
+    password_file: Path | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: int = 60
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    inflight: int = 20  # unacknowledged QoS 1 messages on the wire at once
+    status_interval_s: float = 300.0  # how often the retained status is refreshed
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise ValueError("0 < reconnect_min_s <= reconnect_max_s")
+        if self.inflight < 1:
+            raise ValueError("inflight >= 1")
+
+    def password(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return os.environ.get(PASSWORD_ENV)
+
+
+def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
+    """Exponential backoff with 'equal jitter': half fixed, half random, so a fleet that lost the
+    broker together does not come back in lockstep."""
+    ceiling = min(high, low * 2**attempt)
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass
+class _Shared:
+    """State the network thread (paho callbacks) hands to the pump thread."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    acked_mids: list[int] = field(default_factory=list)
+    commands: list[mqtt.MQTTMessage] = field(default_factory=list)
+
+
+class MqttUplink:
+    def __init__(
+        self,
+        config: MqttConfig,
+        kind: str,
+        device: str,
+        outbox: Outbox,
+        health: Health,
+        clock: Clock,
+        on_command: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.kind = kind
+        self.device = device
+        self.outbox = outbox
+        self.health = health
+        self.clock = clock
+        self.on_command = on_command
+        self.connected = threading.Event()
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._shared = _Shared()
+        self._mids: dict[int, int] = {}  # paho mid -> outbox id, pump thread only
+        self._handed = 0  # highest outbox id handed to paho
+        self._rng = random.Random()
+        self._threads: list[threading.Thread] = []
+        self._status_topic = str(Topic(kind, device, "status"))
+        self._cmd_topic = str(Topic(kind, device, "cmd"))
+        self.client = self._make_client()
+
+    # -- setup --------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.device,
+            clean_session=False,  # the broker keeps our cmd subscription while we are away
+            protocol=mqtt.MQTTv311,
+        )
+        client.max_inflight_messages_set(self.config.inflight)
+        client.max_queued_messages_set(0)
+        if self.config.username is not None:
+            client.username_pw_set(self.config.username, self.config.password())
+        tls = self.config.tls
+        if tls is not None:
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _status(self, state: str) -> bytes:
+        health = self.health.snapshot({"outbox": self.outbox.counters()})
+        return Status(self.device, utc_timestamp(self.clock.now()), state, health).to_json()
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            self.health.error(f"broker refused connection: {reason}")
+            log.warning("broker refused connection", extra={"fields": {"reason": str(reason)}})
+            return
+        self._attempt = 0
+        client.subscribe(self._cmd_topic, qos=1)
+        client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
+        self.health.count("connects")
+        log.info("connected", extra={"fields": {"broker": self._where()}})
+        self.connected.set()
+        self.wake.set()
+
+    def _on_disconnect(
+        self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object
+    ) -> None:
+        if self.connected.is_set():
+            self.health.error(f"lost broker connection: {reason}")
+            log.warning("disconnected", extra={"fields": {"reason": str(reason)}})
+        self.connected.clear()
+
+    def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _r: object, _p: object) -> None:
+        with self._shared.lock:
+            self._shared.acked_mids.append(mid)
+        self.wake.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        with self._shared.lock:
+            self._shared.commands.append(message)
+        self.wake.set()
+
+    # -- threads ------------------------------------------------------------------------------
+    def start(self) -> None:
+        for target, name in ((self._network, "mqtt-network"), (self._pump, "mqtt-pump")):
+            thread = threading.Thread(target=target, name=f"{name}-{self.device}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def _network(self) -> None:
+        self._attempt = 0
+        socket_open = False
+        first = True
+        while not self._stop.is_set():
+            if not socket_open:
+                try:
+                    if first:
+                        self.client.connect(
+                            self.config.host, self.config.port, self.config.keepalive_s
+                        )
+                    else:
+                        self.client.reconnect()
+                    socket_open, first = True, False
+                except (OSError, ssl.SSLError) as exc:
+                    self.health.error(f"cannot reach broker {self._where()}: {exc}")
+                    log.warning(
+                        "broker unreachable",
+                        extra={"fields": {"broker": self._where(), "error": str(exc)}},
+                    )
+                    self._sleep_backoff()
+                    continue
+            if self.client.loop(timeout=1.0) != mqtt.MQTT_ERR_SUCCESS:
+                socket_open = False
+                self.connected.clear()
+                if not self._stop.is_set():
+                    self._sleep_backoff()
+
+    def _sleep_backoff(self) -> None:
+        cfg = self.config
+        delay = backoff_delay(self._attempt, cfg.reconnect_min_s, cfg.reconnect_max_s, self._rng)
+        self._attempt += 1
+        self.health.count("reconnect_attempts")
+        self._stop.wait(delay)
+
+    def _pump(self) -> None:
+        next_status = time.monotonic() + self.config.status_interval_s
+        while not self._stop.is_set():
+            self.wake.wait(timeout=1.0)
+            self.wake.clear()
+            self._apply_acks()
+            self._dispatch_commands()
+            if not self.connected.is_set():
+                continue
+            self._hand_over()
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.config.status_interval_s
+                self.publish_status("online")
+
+    def _apply_acks(self) -> None:
+        with self._shared.lock:
+            mids, self._shared.acked_mids = self._shared.acked_mids, []
+        ids = [self._mids.pop(mid) for mid in mids if mid in self._mids]
+        if ids:
+            self.outbox.ack(ids)
+            self.health.count("sent", len(ids))
+
+    def _hand_over(self) -> None:
+        room = self.config.inflight - len(self._mids)
+        if room <= 0:
+            return
+        for message in self.outbox.pending(after_id=self._handed, limit=room):
+            info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
+            self._mids[info.mid] = message.id
+            self._handed = message.id
+
+    def _dispatch_commands(self) -> None:
+        with self._shared.lock:
+            commands, self._shared.commands = self._shared.commands, []
+        for message in commands:
+            if self.on_command is not None:
+                self.on_command(message.payload)
+
+    def publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(self._status_topic, self._status(state), qos=1, retain=True)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._mids)
+
+    def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Give queued messages ``flush_timeout_s`` to go, say offline, and disconnect. What is not
+        acknowledged by then stays in the outbox for the next start."""
+        deadline = time.monotonic() + flush_timeout_s
+        while time.monotonic() < deadline and self.connected.is_set() and self.outbox.depth:
+            self.wake.set()
+            time.sleep(0.05)
+        if self.connected.is_set():
+            info = self.publish_status("offline")
+            try:
+                info.wait_for_publish(timeout=min(2.0, flush_timeout_s))
+            except RuntimeError:
+                pass
+            self.client.disconnect()
+        self._stop.set()
+        self.wake.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._apply_acks()

@@ -1,0 +1,5 @@
+import sys
+
+from machimori.cli import main
+
+sys.exit(main())

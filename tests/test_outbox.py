@@ -1,0 +1,90 @@
+"""The outbox: order, acknowledgement, bounds with their stated policy, and a seq that survives."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.protocol import EnvelopeError, Topic
+from edge.runtime.outbox import Outbox, OutboxFull, OutboxMismatch
+
+TS = "2026-11-22T10:00:00.000Z"
+TELEMETRY = Topic("river", "river-01", "telemetry")
+EVENT = Topic("river", "river-01", "event")
+
+
+def test_replays_in_order_and_forgets_only_acknowledged(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01")
+    for i in range(10):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    pending = box.pending(limit=100)
+    assert [p.seq for p in pending] == list(range(10))
+    box.ack([pending[0].id, pending[3].id])
+    assert [p.seq for p in box.pending()] == [1, 2, 4, 5, 6, 7, 8, 9]
+    assert [p.seq for p in box.pending(after_id=pending[5].id)] == [6, 7, 8, 9]
+    assert box.depth == 8
+
+
+def test_seq_and_queue_survive_reopen(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01")
+    for i in range(3):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    box.ack([box.pending()[0].id])
+    box.close()
+    box = Outbox(tmp_path / "o.db", "river-01")
+    assert [p.seq for p in box.pending()] == [1, 2]
+    assert box.add(TELEMETRY, "level", {}, TS).seq == 3
+
+
+def test_invalid_message_writes_nothing_and_takes_no_seq(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01")
+    with pytest.raises(EnvelopeError, match="type"):
+        box.add(TELEMETRY, "Bad Type", {}, TS)
+    with pytest.raises(EnvelopeError, match="data"):
+        box.add(TELEMETRY, "level", {"x": object()}, TS)
+    assert box.depth == 0
+    assert box.add(TELEMETRY, "level", {}, TS).seq == 0
+
+
+def test_full_drop_oldest_keeps_events_and_counts(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01", max_messages=5)
+    box.add(EVENT, "crossing", {"level": "氾濫注意"}, TS)
+    for i in range(9):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    kept = box.pending()
+    assert [p.seq for p in kept] == [0, 6, 7, 8, 9]  # the event and the 4 newest readings
+    counters = box.counters()
+    assert counters["dropped_full"] == 5
+    assert counters["last_seq"] == 9
+    # dropped messages leave gaps in seq: the store sees 1..5 as measured loss
+    box.close()
+    assert Outbox(tmp_path / "o.db", "river-01").counters()["dropped_full"] == 5
+
+
+def test_full_refuse_new_keeps_queue_and_counts(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01", max_messages=3, when_full="refuse_new")
+    for i in range(3):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    for _ in range(2):
+        with pytest.raises(OutboxFull, match="refused"):
+            box.add(TELEMETRY, "level", {}, TS)
+    assert [p.seq for p in box.pending()] == [0, 1, 2]
+    assert box.counters()["refused_full"] == 2
+    box.ack([box.pending()[0].id])
+    assert box.add(TELEMETRY, "level", {}, TS).seq == 5  # refused ones consumed seq 3 and 4
+
+
+def test_byte_bound(tmp_path):
+    box = Outbox(tmp_path / "o.db", "camera-01", max_bytes=25_000)
+    image = Topic("camera", "camera-01", "image", "ev1")
+    for _ in range(4):
+        box.add_raw(image, b"\xff" * 10_000)
+    assert box.depth == 2
+    assert box.size_bytes == 20_000
+    with pytest.raises(OutboxFull, match="cannot fit"):
+        box.add_raw(image, b"\xff" * 30_000)
+
+
+def test_outbox_of_another_device_is_refused(tmp_path):
+    Outbox(tmp_path / "o.db", "river-01").close()
+    with pytest.raises(OutboxMismatch, match="river-01"):
+        Outbox(tmp_path / "o.db", "river-02")
