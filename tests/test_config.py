@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from edge.agents import AGENTS
+from edge.agents import AGENTS, load_agent
 from edge.runtime.config import ConfigError
 from edge.runtime.host import AgentFile
 
+ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\
 device: {id: river-01, kind: river}
 agent: river
@@ -97,3 +99,13 @@ def test_cli_check_accepts_good_file(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "river agent for river-01" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (ROOT / "configs").glob("*.yaml") if "agent:" in p.read_text()),
+    ids=lambda p: p.name,
+)
+def test_example_configs_are_valid(path):
+    file = AgentFile.load(path, AGENTS)
+    file.agent_config(load_agent(file.host.agent).Config)

@@ -32,6 +32,9 @@ from edge.runtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "MACHIMORI_MQTT_PASSWORD"
+# paho holds up to this many times ``inflight`` messages queued behind the ones on the wire, so the
+# wire never waits for the pump thread; memory stays bounded by it.
+HANDOVER_FACTOR = 10
 
 
 @dataclass
@@ -107,6 +110,7 @@ class MqttUplink:
         self.connected = threading.Event()
         self.wake = threading.Event()
         self._stop = threading.Event()
+        self._closing = False  # set by stop(): the disconnect that follows is ours, not news
         self._shared = _Shared()
         self._mids: dict[int, int] = {}  # paho mid -> outbox id, pump thread only
         self._handed = 0  # highest outbox id handed to paho
@@ -166,7 +170,7 @@ class MqttUplink:
     def _on_disconnect(
         self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object
     ) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._closing:
             self.health.error(f"lost broker connection: {reason}")
             log.warning("disconnected", extra={"fields": {"reason": str(reason)}})
         self.connected.clear()
@@ -249,7 +253,7 @@ class MqttUplink:
             self.health.count("sent", len(ids))
 
     def _hand_over(self) -> None:
-        room = self.config.inflight - len(self._mids)
+        room = HANDOVER_FACTOR * self.config.inflight - len(self._mids)
         if room <= 0:
             return
         for message in self.outbox.pending(after_id=self._handed, limit=room):
@@ -278,6 +282,7 @@ class MqttUplink:
         while time.monotonic() < deadline and self.connected.is_set() and self.outbox.depth:
             self.wake.set()
             time.sleep(0.05)
+        self._closing = True
         if self.connected.is_set():
             info = self.publish_status("offline")
             try:
