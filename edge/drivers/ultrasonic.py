@@ -10,10 +10,11 @@ the surface; turning that into a level is the agent's business. Two families are
   ~every 150 ms. 300 means "300 or closer", 5000 (its maximum) means no target. The stock part
   has RS-232 polarity; on a Pi UART use the TTL variant or an inverter.
 
-``read()`` returns one ``Sample`` per frame that *arrives after the call*: bytes that were already
-buffered are parsed (their errors counted) but not returned, because an agent that samples every
-ten minutes wants the water level now, not a queue of old frames. A bad frame is reported, never
-turned into a reading. ``Sample.error`` names, also keys of ``counters``:
+``read()`` returns the first frame that *arrives after the call* (of frames arriving together, the
+newest good one): bytes that were already buffered are parsed and their errors counted, but not
+returned, because an agent that samples every ten minutes wants the water level now, not a queue
+of old frames. A bad frame is reported, never turned into a reading. ``Sample.error`` names, also
+keys of ``counters``:
 
 ``checksum``  an A02YYUW frame whose SUM byte does not match.
 ``malformed`` an MB7389 frame of the right length that is not ``R`` + four digits + CR.
@@ -78,9 +79,10 @@ class UltrasonicSensor:
         try:
             while stale := self.port.read(0):
                 self._take(stale)
-                while self._next() is not None:
-                    pass
+            self._newest()  # complete frames already here are old news
             while True:
+                if (sample := self._newest()) is not None:
+                    return sample
                 now = time.monotonic()
                 wait = deadline - now
                 if self._buf:  # inside a frame: its rest must follow promptly
@@ -89,8 +91,6 @@ class UltrasonicSensor:
                 # not scheduled are no gap on the wire.
                 if data := self.port.read(max(0.0, wait)):
                     self._take(data)
-                    if (sample := self._next()) is not None:
-                        return sample
                 elif wait <= 0:
                     error = "partial" if self._buf else "timeout"
                     self._buf.clear()
@@ -131,9 +131,14 @@ class UltrasonicSensor:
             self._buf += data
             self._last_rx = time.monotonic()
 
-    def _next(self) -> Sample | None:
-        sample = self._frame()
-        return None if sample is None else self._count(sample)
+    def _newest(self) -> Sample | None:
+        """Decode (and count) every complete frame buffered; the newest good one wins."""
+        newest = None
+        while (sample := self._frame()) is not None:
+            self._count(sample)
+            if newest is None or sample.ok or not newest.ok:
+                newest = sample
+        return newest
 
     def _count(self, sample: Sample) -> Sample:
         self.counters[sample.error or "ok"] += 1
