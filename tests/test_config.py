@@ -78,7 +78,8 @@ def test_cli_reports_config_error_and_exits_2(tmp_path):
         timeout=30,
     )
     assert result.returncode == 2
-    assert f"config error: {path}: agent: expected one of river, got 'submarine'" in result.stderr
+    expected = f"agent: expected one of {', '.join(AGENTS)}, got 'submarine'"
+    assert f"config error: {path}: {expected}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

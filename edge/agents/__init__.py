@@ -9,6 +9,7 @@ import importlib
 
 AGENTS = {
     "river": "edge.agents.river:RiverAgent",
+    "camera": "edge.agents.camera:CameraAgent",
 }
 
 

@@ -1,0 +1,1 @@
+"""Wildlife camera tests: agent, drivers, model and simulator."""

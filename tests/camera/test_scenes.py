@@ -1,0 +1,66 @@
+"""The brief's acceptance checks, on the simulator: animals passing, people, vehicles, wind, rain,
+lightning and the IR switch, each a rendered video the agent opens like any camera source, with
+the decisions read back from MQTT as the city receives them."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from camera.support import describe
+
+HARMFUL = ["bear", "boar", "macaque", "deer", "serow", "bear-night", "boar-night", "deer-rain"]
+IMAGE_CAP = 30_000
+
+
+@pytest.mark.parametrize("name", HARMFUL)
+def test_each_harmful_animal_passing_gives_exactly_one_alert_with_its_picture(
+    name, video, run_camera
+):
+    run = run_camera(video(name), image={"max_bytes": IMAGE_CAP})
+    assert len(run.events) == 1, describe(run)
+    event = run.events[0].data
+    assert (event["label"], event["harmful"]) == (name.split("-")[0], True), describe(run)
+    assert event["confidence"] >= 0.6
+    assert event["votes"] >= 3 and len(event["scores"]) == 5
+    assert event["model"] == {"name": "wildlife-v1", "version": "test", "kind": "classifier"}
+    assert event["night_ir"] is name.endswith("-night")
+    assert all(box is None or len(box) == 4 for box in event["boxes"])
+    jpeg = run.images[event["event_id"]]
+    assert len(jpeg) == event["image"]["bytes"] <= IMAGE_CAP
+    picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape[1::-1] == (event["image"]["width"], event["image"]["height"])
+    kept = sorted(run.store.glob(f"{event['event_id']}-*.jpg"))
+    assert len(kept) == 5, "the full-resolution burst is kept on the device"
+    assert cv2.imread(str(kept[0])).shape == (480, 640, 3)
+
+
+@pytest.mark.parametrize("name", ["person", "vehicle"])
+def test_people_and_vehicles_raise_no_harmful_animal_alert(name, video, run_camera):
+    run = run_camera(video(name))  # publish: all, so a harmless decision is visible too
+    assert not [e for e in run.events if e.data["harmful"]], describe(run)
+    assert [e.data["label"] for e in run.events] in ([], [name]), describe(run)
+
+
+def test_by_default_a_person_sends_nothing_over_lte(video, run_camera):
+    run = run_camera(video("person"), publish="harmful")
+    assert run.events == [] and run.images == {}, describe(run)
+    assert run.counters.get("not_published", 0) + run.counters.get("bursts_undecided", 0) >= 1
+
+
+@pytest.mark.parametrize("name", ["wind", "rain", "lightning", "ir-switch"])
+def test_wind_rain_lightning_and_ir_switching_send_nothing(name, video, run_camera):
+    run = run_camera(video(name))
+    assert run.events == [] and run.images == {}, describe(run)
+    if name in ("lightning", "ir-switch"):  # recalibrated instead of triggering
+        assert run.counters["recalibrations"] >= 2, describe(run)
+
+
+def test_one_bear_lingering_is_one_alert_until_the_cooldown_ends(video, run_camera):
+    source = video("bear", "bear", "bear", tail_s=4.0)  # three passages, ~6 s apart
+    quiet = run_camera(source, cooldown_s=300)
+    assert [e.data["label"] for e in quiet.events] == ["bear"], describe(quiet)
+    assert quiet.counters["suppressed_cooldown"] >= 2, describe(quiet)
+    busy = run_camera(source, cooldown_s=0)
+    assert [e.data["label"] for e in busy.events] == ["bear"] * 3, describe(busy)
