@@ -108,3 +108,37 @@ def test_encode_refuses_what_it_cannot_carry(data, reason):
 )
 def test_widen_seq(last, low, expected):
     assert widen_seq(last, low) == expected
+
+
+def test_set_interval_command_byte_layout_and_round_trip():
+    fport, payload = RIVER.encode_command("set_interval", {"interval_s": 600})
+    assert (fport, payload) == (10, bytes([0, 0, 0x02, 0x58]))
+    assert RIVER.decode_command(fport, payload) == ("set_interval", {"interval_s": 600})
+    assert len(payload) <= max_payload(2, dwell_time=True).n
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "reason"),
+    [
+        ("set_interval", {"interval_s": 5}, "bad_data"),
+        ("set_interval", {"interval_s": 86401}, "bad_data"),
+        ("set_interval", {"interval_s": 12.5}, "bad_data"),
+        ("set_interval", {"interval_s": True}, "bad_data"),
+        ("set_interval", {}, "bad_data"),
+        ("reboot", {}, "no_binary_form"),
+    ],
+)
+def test_encode_command_refuses_what_the_agent_would_refuse(type_, data, reason):
+    with pytest.raises(CodecError) as err:
+        RIVER.encode_command(type_, data)
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("fport", "payload", "reason"),
+    [(11, bytes(4), "bad_fport"), (10, bytes(3), "bad_length"), (10, bytes(4), "bad_data")],
+)
+def test_decode_command_rejects_bad_downlinks(fport, payload, reason):
+    with pytest.raises(CodecError) as err:
+        RIVER.decode_command(fport, payload)
+    assert err.value.reason == reason

@@ -88,3 +88,43 @@ def test_outbox_of_another_device_is_refused(tmp_path):
     Outbox(tmp_path / "o.db", "river-01").close()
     with pytest.raises(OutboxMismatch, match="river-01"):
         Outbox(tmp_path / "o.db", "river-02")
+
+
+def test_batch_stores_all_or_nothing(tmp_path):
+    box = Outbox(tmp_path / "o.db", "gw-01")
+    forwarded = Topic("river", "river-07", "telemetry")
+    with box.batch():
+        box.add_raw(forwarded, b'{"seq": 1}')
+        box.add(Topic("gateway", "gw-01", "event"), "uplink_error", {}, TS)
+    assert box.depth == 2
+    with pytest.raises(RuntimeError, match="state file"), box.batch():
+        box.add_raw(forwarded, b'{"seq": 2}')
+        box.add(Topic("gateway", "gw-01", "event"), "uplink_error", {}, TS)
+        raise RuntimeError("state file failed")
+    assert box.depth == 2
+    assert box.counters()["last_seq"] == 0  # the rolled-back add gave its seq back
+    box.close()
+    box = Outbox(tmp_path / "o.db", "gw-01")
+    assert [p.payload for p in box.pending()][0] == b'{"seq": 1}'
+    assert box.add(Topic("gateway", "gw-01", "event"), "x", {}, TS).seq == 1
+
+
+def test_refusal_inside_batch_keeps_the_rest(tmp_path):
+    box = Outbox(tmp_path / "o.db", "gw-01", max_messages=2, when_full="refuse_new")
+    forwarded = Topic("river", "river-07", "telemetry")
+    with box.batch():
+        for n in range(3):
+            try:
+                box.add_raw(forwarded, b"%d" % n)
+            except OutboxFull:
+                pass
+    assert [p.payload for p in box.pending()] == [b"0", b"1"]
+    assert box.counters()["refused_full"] == 1
+
+
+def test_forwarded_events_are_kept_when_full(tmp_path):
+    box = Outbox(tmp_path / "o.db", "gw-01", max_messages=2)
+    box.add_raw(Topic("river", "river-07", "event"), b"crossing")
+    for n in range(3):
+        box.add_raw(Topic("river", "river-07", "telemetry"), b"%d" % n)
+    assert [p.payload for p in box.pending()] == [b"crossing", b"2"]

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -80,12 +81,14 @@ class Outbox:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.when_full = when_full
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.executescript(SCHEMA)
+        self._depth = self._bytes = self._next_seq = 0
+        self._counts: dict[str, int] = {}
         with self._transaction():
             owner = self._meta("device", None)
             if owner is None:
@@ -116,8 +119,32 @@ class Outbox:
         self._counts[key] += 1
         self._set_meta(key, self._counts[key])
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or a savepoint inside :meth:`batch`. Any exception rolls
+        it back, cached counters included, except a refusal: that still consumes its seq and
+        counts itself."""
+        nested = self._db.in_transaction
+        saved = (self._depth, self._bytes, self._next_seq, dict(self._counts))
+        self._db.execute("SAVEPOINT outbox" if nested else "BEGIN IMMEDIATE")
+        try:
+            yield
+        except OutboxFull:
+            self._db.execute("RELEASE outbox" if nested else "COMMIT")
+            raise
+        except BaseException:
+            self._db.execute("ROLLBACK TO outbox" if nested else "ROLLBACK")
+            if nested:
+                self._db.execute("RELEASE outbox")
+            self._depth, self._bytes, self._next_seq, self._counts = saved
+            raise
+        self._db.execute("RELEASE outbox" if nested else "COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several messages in one transaction and one disk sync: all are stored, or none."""
+        with self._lock, self._transaction():
+            yield
 
     # -- producing ----------------------------------------------------------------------------
     def add(self, topic: Topic, type: str, data: dict[str, Any], ts: str) -> Envelope:
@@ -136,10 +163,13 @@ class Outbox:
             self._store(topic, payload, droppable=topic.channel == "telemetry", seq=seq)
         return envelope
 
-    def add_raw(self, topic: Topic, payload: bytes) -> None:
-        """Store a payload that is not an envelope (an image); it carries no seq of its own."""
+    def add_raw(self, topic: Topic, payload: bytes, *, droppable: bool | None = None) -> None:
+        """Store a payload this outbox did not number: an image, or an envelope forwarded for
+        another device. Droppable when full unless it is an event (or ``droppable`` says)."""
+        if droppable is None:
+            droppable = topic.channel != "event"
         with self._lock, self._transaction():
-            self._store(topic, payload, droppable=True, seq=None)
+            self._store(topic, payload, droppable=droppable, seq=None)
 
     def _store(self, topic: Topic, payload: bytes, *, droppable: bool, seq: int | None) -> None:
         size = len(payload)
@@ -227,20 +257,3 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception except a refusal, which must
-    still consume its seq and count itself."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is None or issubclass(exc_type, OutboxFull):
-            self._db.execute("COMMIT")
-        else:
-            self._db.execute("ROLLBACK")

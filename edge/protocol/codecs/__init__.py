@@ -2,6 +2,8 @@
 
 A codec turns an envelope's content into a few bytes on one fPort and back. The agent encodes
 with it, the gateway decodes with it, so both ends share one implementation and one byte layout.
+Commands travel the other way: the gateway encodes a ``cmd`` envelope into a downlink and the
+device decodes it.
 Envelopes need a full ``seq`` and ``ts`` that outlive re-joins, so every uplink carries the low 16
 bits of ``seq`` (widened again by :func:`widen_seq`) and the measurement time.
 """
@@ -47,6 +49,14 @@ class Codec(Protocol):
         ...
 
     def decode(self, fport: int, payload: bytes) -> LoraMessage: ...
+
+    def encode_command(self, type: str, data: dict[str, Any]) -> tuple[int, bytes]:
+        """A city command (``cmd`` envelope type and data) as (fPort, downlink payload)."""
+        ...
+
+    def decode_command(self, fport: int, payload: bytes) -> tuple[str, dict[str, Any]]:
+        """Device side: a downlink back into the command's (type, data)."""
+        ...
 
 
 HEADER = struct.Struct(">HI")  # seq low 16 bits, seconds since EPOCH

@@ -16,6 +16,10 @@ fPort 2, event ``level_crossing``:
 
 | 6-7 | level in mm above the gauge datum, int16 |
 | 8   | bit 7: 1 rising, 0 falling; bits 0-2: 1 + index in WARNING_LEVELS |
+
+Downlinks (city to gauge) carry no header. fPort 10, command ``set_interval``:
+
+| 0-3 | measurement interval in whole seconds, uint32, 10..86400 |
 """
 
 from __future__ import annotations
@@ -32,6 +36,18 @@ LENGTH = 6 + BODY.size
 MISSING_MM = -32768
 PORT_LEVEL = 1
 PORT_CROSSING = 2
+PORT_SET_INTERVAL = 10
+INTERVAL = struct.Struct(">I")
+INTERVAL_RANGE_S = (10, 86400)  # as the river agent accepts over MQTT
+
+
+def _interval_s(value: object) -> int:
+    low, high = INTERVAL_RANGE_S
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise CodecError("bad_data", f"interval_s must be whole seconds, got {value!r}")
+    if not low <= value <= high:
+        raise CodecError("bad_data", f"interval_s {value} is outside {low}..{high}")
+    return int(value)
 
 
 def _mm(level_m: object) -> int:
@@ -94,3 +110,16 @@ class RiverCodec:
             "direction": "rising" if flags & 0x80 else "falling",
         }
         return LoraMessage(seq_low, ts, "event", "level_crossing", data)
+
+    def encode_command(self, type: str, data: dict[str, Any]) -> tuple[int, bytes]:
+        if type != "set_interval":
+            raise CodecError("no_binary_form", f"command {type!r} is not sent over LoRaWAN")
+        return PORT_SET_INTERVAL, INTERVAL.pack(_interval_s(data.get("interval_s")))
+
+    def decode_command(self, fport: int, payload: bytes) -> tuple[str, dict[str, Any]]:
+        if fport != PORT_SET_INTERVAL:
+            raise CodecError("bad_fport", f"river-v1 commands use fPort 10, got {fport}")
+        if len(payload) != INTERVAL.size:
+            raise CodecError("bad_length", f"expected {INTERVAL.size} bytes, got {len(payload)}")
+        (interval_s,) = INTERVAL.unpack(payload)
+        return "set_interval", {"interval_s": _interval_s(interval_s)}

@@ -1,0 +1,208 @@
+"""Exports for spreadsheets and maps: CSV of readings and events, GeoJSON of river sites and of
+positions. Both stream, so a year of data never sits in memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from gateway.api.context import Context, Viewer, context, viewer
+from gateway.api.params import (
+    FIELD_PATTERN,
+    DeviceQuery,
+    EndQuery,
+    KindQuery,
+    StartQuery,
+    TypeQuery,
+    bad_request,
+    kind_value,
+    time_range,
+)
+from gateway.api.routes import BAD
+from gateway.api.sites import sites_now
+from gateway.store.db import Filter, MessageRow
+from gateway.store.intake import iso_ms
+
+router = APIRouter(prefix="/api/v1", tags=["export"])
+Ctx = Annotated[Context, Depends(context)]
+Who = Annotated[Viewer, Depends(viewer)]
+DAY_MS = 86_400_000
+GEOJSON = "application/geo+json"
+
+
+def _rows(
+    ctx: Context, who: Viewer, kind: Any, device: Any, type: Any, start: Any, end: Any
+) -> Iterator[MessageRow]:
+    start_ms, end_ms = time_range(start, end, ctx.now_ms(), 7 * DAY_MS)
+    where = Filter(
+        kinds=who.kinds(kind_value(kind)),
+        device=device,
+        type=type,
+        start_ms=start_ms,
+        end_ms=end_ms,
+    )
+    return ctx.store.scan(where)
+
+
+@router.get(
+    "/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, UTF-8"}} | BAD,
+)
+def export_csv(
+    ctx: Ctx,
+    who: Who,
+    kind: KindQuery = None,
+    device: DeviceQuery = None,
+    type: TypeQuery = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    fields: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            description="comma-separated data keys to put in their own columns, e.g. level_m",
+        ),
+    ] = None,
+    bom: Annotated[bool, Query(description="start with a BOM, so Excel reads UTF-8")] = True,
+) -> StreamingResponse:
+    """Readings and events, oldest first (default: the last 7 days). The ``data`` column holds
+    the whole data object as JSON; ``fields`` adds chosen keys as columns of their own."""
+    columns = [f for f in (fields or "").split(",") if f]
+    for name in columns:
+        if not _field_ok(name):
+            raise bad_request(f"fields: {name!r} is not a data key name")
+    rows = _rows(ctx, who, kind, device, type, start, end)
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        head = ["device", "kind", "seq", "ts", "received", "channel", "type", *columns, "data"]
+        writer.writerow(head)
+        yield ("\ufeff" if bom else "") + _take(buffer)
+        for n, row in enumerate(rows, 1):
+            extra = [_cell(row.data.get(name)) for name in columns]
+            writer.writerow(
+                [
+                    row.device,
+                    row.kind,
+                    row.seq,
+                    iso_ms(row.ts_ms),
+                    iso_ms(row.received_ms),
+                    row.channel,
+                    row.type,
+                    *extra,
+                    json.dumps(row.data, ensure_ascii=False, separators=(",", ":")),
+                ]
+            )
+            if n % 500 == 0:
+                yield _take(buffer)
+        yield _take(buffer)
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="machimori.csv"'},
+    )
+
+
+def _field_ok(name: str) -> bool:
+    return re.match(FIELD_PATTERN, name) is not None
+
+
+def _take(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def _cell(value: object) -> object:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+@router.get(
+    "/sites.geojson",
+    response_class=StreamingResponse,
+    responses={200: {"content": {GEOJSON: {}}, "description": "a FeatureCollection"}},
+)
+def sites_geojson(ctx: Ctx) -> StreamingResponse:
+    """River sites as points, with their current level and state, for a map."""
+    now_ms = ctx.now_ms()
+    features = []
+    for now in sites_now(ctx.store, ctx.sites, now_ms):
+        site = now.site
+        features.append(
+            {
+                "type": "Feature",
+                "id": site.device,
+                "geometry": {"type": "Point", "coordinates": [site.lon, site.lat]},
+                "properties": {
+                    "device": site.device,
+                    "name": site.name,
+                    "river": site.river,
+                    "state": now.state,
+                    "level_m": now.level_m,
+                    "observed": iso_ms(now.observed_ms) if now.observed_ms else None,
+                    "levels_m": vars(site.levels_m),
+                },
+            }
+        )
+    body = {"type": "FeatureCollection", "features": features}
+    return StreamingResponse(iter([json.dumps(body, ensure_ascii=False)]), media_type=GEOJSON)
+
+
+@router.get(
+    "/export.geojson",
+    response_class=StreamingResponse,
+    responses={200: {"content": {GEOJSON: {}}, "description": "a FeatureCollection"}} | BAD,
+)
+def export_geojson(
+    ctx: Ctx,
+    who: Who,
+    kind: KindQuery = None,
+    device: DeviceQuery = None,
+    type: TypeQuery = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
+) -> StreamingResponse:
+    """Readings and events that carry a position (``data.lat`` and ``data.lon``), as points, oldest
+    first (default: the last 7 days). Positions of people are visible to staff only."""
+    rows = _rows(ctx, who, kind, device, type, start, end)
+
+    def chunks() -> Iterator[str]:
+        yield '{"type":"FeatureCollection","features":['
+        first = True
+        for row in rows:
+            feature = _feature(row)
+            if feature is not None:
+                yield ("" if first else ",") + json.dumps(feature, ensure_ascii=False)
+                first = False
+        yield "]}"
+
+    return StreamingResponse(chunks(), media_type=GEOJSON)
+
+
+def _feature(row: MessageRow) -> dict[str, Any] | None:
+    lat, lon = row.data.get("lat"), row.data.get("lon")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        return None
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": {
+            "device": row.device,
+            "kind": row.kind,
+            "seq": row.seq,
+            "ts": iso_ms(row.ts_ms),
+            "type": row.type,
+            "data": row.data,
+        },
+    }

@@ -1,0 +1,141 @@
+"""River sites (YAML) and what a gauge's latest reading means against its four warning levels.
+
+Japan's river gauges have four reference levels, in rising order: 水防団待機 (flood-fighting teams
+stand by), 氾濫注意 (flood caution), 避難判断 (evacuation decision) and 氾濫危険 (flood danger).
+A level at or above a threshold is in that state. A gauge that reported 欠測 (missing), or has
+said nothing for ``stale_after_min``, is shown as missing, never as its last number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.protocol.topics import check_device_id
+from edge.runtime.config import ConfigError, build, load_yaml
+from gateway.store.db import Filter, LatestRow, Store
+
+LEVELS = ("standby", "caution", "evacuation", "danger")
+STATES = ("normal", *LEVELS, "missing")
+READING_TYPE = "level"
+LEVEL_FIELD = "level_m"
+TREND_WINDOW_MS = 60 * 60_000  # the trend is the rise over the last hour of readings
+TREND_MIN_SPAN_MS = 15 * 60_000
+STEADY_M_PER_H = 0.05
+
+
+@dataclass
+class Thresholds:
+    """Metres above the gauge datum (the same datum as the gauge's ``level_m``)."""
+
+    standby: float
+    caution: float
+    evacuation: float
+    danger: float
+
+    def __post_init__(self) -> None:
+        values = [getattr(self, name) for name in LEVELS]
+        if values != sorted(values) or len(set(values)) != len(values):
+            raise ValueError("levels must rise: standby < caution < evacuation < danger")
+
+    def state(self, level_m: float) -> str:
+        reached = [name for name in LEVELS if level_m >= getattr(self, name)]
+        return reached[-1] if reached else "normal"
+
+
+@dataclass
+class Site:
+    device: str  # the gauge's device id
+    name: str  # as residents know the place, in Japanese
+    river: str
+    lat: float
+    lon: float
+    levels_m: Thresholds
+    name_en: str = ""
+    river_en: str = ""
+    stale_after_min: float = 30.0  # no reading for this long shows 欠測
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device)
+        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
+            raise ValueError("lat/lon out of range")
+        if self.stale_after_min <= 0:
+            raise ValueError("stale_after_min must be > 0")
+
+
+@dataclass
+class SitesFile:
+    sites: list[Site] = field(default_factory=list)
+
+
+def load_sites(path: str | Path | None) -> list[Site]:
+    if path is None:
+        return []
+    sites = build(SitesFile, load_yaml(path), file=path).sites
+    seen: set[str] = set()
+    for i, site in enumerate(sites):
+        if site.device in seen:
+            raise ConfigError(path, f"sites[{i}].device", "a device listed once", site.device)
+        seen.add(site.device)
+    return sites
+
+
+@dataclass(frozen=True)
+class SiteNow:
+    """One site as the river page shows it now."""
+
+    site: Site
+    state: str  # one of STATES
+    level_m: float | None
+    observed_ms: int | None  # when the latest reading (or 欠測 report) was measured
+    missing: str | None  # why it is 欠測: "stale", "no_data" or the gauge's reason
+    trend_m_per_h: float | None
+
+    @property
+    def trend(self) -> str | None:
+        if self.trend_m_per_h is None:
+            return None
+        if abs(self.trend_m_per_h) < STEADY_M_PER_H:
+            return "steady"
+        return "rising" if self.trend_m_per_h > 0 else "falling"
+
+
+def site_now(site: Site, latest: LatestRow | None, store: Store, now_ms: int) -> SiteNow:
+    if latest is None:
+        return SiteNow(site, "missing", None, None, "no_data", None)
+    if now_ms - latest.ts_ms > site.stale_after_min * 60_000:
+        return SiteNow(site, "missing", None, latest.ts_ms, "stale", None)
+    level = latest.data.get(LEVEL_FIELD)
+    if isinstance(level, bool) or not isinstance(level, int | float):
+        reason = str(latest.data.get("missing") or "no_level")
+        return SiteNow(site, "missing", None, latest.ts_ms, reason, None)
+    return SiteNow(
+        site,
+        site.levels_m.state(level),
+        float(level),
+        latest.ts_ms,
+        None,
+        _trend(site, latest, store),
+    )
+
+
+def _trend(site: Site, latest: LatestRow, store: Store) -> float | None:
+    points = store.series(
+        site.device,
+        READING_TYPE,
+        LEVEL_FIELD,
+        latest.ts_ms - TREND_WINDOW_MS,
+        latest.ts_ms + 1,
+        None,
+        1000,
+    )
+    values = [(p.start_ms, p.avg) for p in points if p.avg is not None]
+    if len(values) < 2 or values[-1][0] - values[0][0] < TREND_MIN_SPAN_MS:
+        return None
+    (t0, v0), (t1, v1) = values[0], values[-1]
+    return round((v1 - v0) / ((t1 - t0) / 3_600_000), 3)
+
+
+def sites_now(store: Store, sites: list[Site], now_ms: int) -> list[SiteNow]:
+    latest = {row.device: row for row in store.latest(Filter(type=READING_TYPE))}
+    return [site_now(site, latest.get(site.device), store, now_ms) for site in sites]

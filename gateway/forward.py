@@ -1,0 +1,118 @@
+"""Uplink payload to envelope: decode with the device's codec, widen its seq, queue it for MQTT.
+
+Both ways in (the UDP network server and ChirpStack mode) end here, so a consumer cannot tell
+them apart. The envelope is the device's own: ``device`` is its id, ``seq`` its counter (widened
+from the 16 bits the payload carries), ``ts`` its measurement time; radio metadata goes under
+``data.radio``. A payload that does not decode becomes an ``uplink_error`` event on the gateway's
+own topic, counted by reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from edge.protocol import Envelope, Topic, utc_timestamp
+from edge.protocol.airtime import dr_time_on_air
+from edge.protocol.codecs import CodecError, widen_seq
+from edge.runtime.clock import Clock
+from edge.runtime.outbox import Outbox, OutboxFull
+from gateway.lorawan.registry import Device
+from gateway.lorawan.sessions import SessionStore
+from gateway.lorawan.stats import Stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """One receiving gateway's view of an uplink."""
+
+    id: str
+    rssi: float
+    snr: float | None
+
+
+def radio_metadata(
+    gateways: list[Gateway],
+    *,
+    frequency_hz: int,
+    dr: int,
+    datr: str,
+    phy_size: int,
+    fcnt: int,
+) -> dict[str, Any]:
+    """``data.radio`` of a forwarded uplink: who heard it, how well, and at what cost."""
+    return {
+        "gateways": [{"id": g.id, "rssi": g.rssi, "snr": g.snr} for g in gateways],
+        "frequency_hz": frequency_hz,
+        "datr": datr,
+        "dr": dr,
+        "airtime_s": round(dr_time_on_air(dr, phy_size), 4),
+        "fcnt": fcnt,
+    }
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """A decrypted application payload from a known device."""
+
+    device: Device
+    fport: int
+    payload: bytes
+    radio: dict[str, Any]
+
+
+class Forwarder:
+    """Turns uplinks into outbox messages; the caller wakes the MQTT uplink (once a batch)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: SessionStore,
+        stats: Stats,
+        clock: Clock,
+    ) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.stats = stats
+        self.clock = clock
+        self._last_seq: dict[str, int | None] = {}
+
+    def forward(self, uplink: Uplink) -> int | None:
+        """Queue the envelope and return its seq, for the caller to persist with its own state
+        (after the message, so a crash in between repeats a message rather than losing it).
+        None when the payload did not decode (an error event is queued instead)."""
+        device = uplink.device
+        try:
+            message = device.payload_codec.decode(uplink.fport, uplink.payload)
+        except CodecError as exc:
+            self._decode_error(uplink, exc.reason)
+            return None
+        if device.id not in self._last_seq:
+            self._last_seq[device.id] = self.store.last_seq(device.id)
+        last = self._last_seq[device.id]
+        seq = widen_seq(last, message.seq_low)
+        data = {**message.data, "radio": uplink.radio}
+        envelope = Envelope(device.id, seq, utc_timestamp(message.ts), message.type, data)
+        try:
+            self.outbox.add_raw(Topic(device.kind, device.id, message.channel), envelope.to_json())
+        except OutboxFull:
+            self.stats.reject("forward.outbox_full")
+            log.warning("outbox full, uplink refused", extra={"fields": {"device": device.id}})
+            return None
+        self._last_seq[device.id] = seq if last is None else max(last, seq)
+        self.stats.count("forwarded")
+        return seq
+
+    def _decode_error(self, uplink: Uplink, reason: str) -> None:
+        self.stats.reject(f"decode.{reason}")
+        fields = {"device": uplink.device.id, "fport": uplink.fport, "reason": reason}
+        log.warning("uplink does not decode", extra={"fields": fields})
+        topic = Topic("gateway", self.outbox.device, "event")
+        data = {**fields, "codec": uplink.device.codec, "payload_hex": uplink.payload.hex()}
+        try:
+            self.outbox.add(topic, "uplink_error", data, utc_timestamp(self.clock.now()))
+        except OutboxFull:
+            self.stats.reject("forward.outbox_full")

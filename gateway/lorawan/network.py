@@ -1,0 +1,397 @@
+"""LoRaWAN 1.0.x network and join server for one city: OTAA and ABP, Class A, AS923-1.
+
+``handle`` takes one deduplicated frame with all its receptions and either accepts it or counts a
+rejection by reason (``frame.*``), logging the ones an operator should see. Frame counters follow
+ChirpStack: the 32-bit FCnt is rebuilt from the last accepted one, the MIC is checked with it, a
+repeat of the last frame is a retransmission (dropped; a confirmed one is acknowledged again, as
+its ACK was evidently lost), and an older counter is a replay or a device reset (dropped). State
+is written to the session store before anything is sent, so a restart neither forces a re-join
+nor reopens a replay window, and a JoinNonce or FCntDown is never issued twice.
+
+Not implemented, deliberately for a small single-region network: MAC commands (ADR, LinkCheck,
+DeviceTime; FOpts and port 0 are ignored), Class B/C, LoRaWAN 1.1, roaming.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.protocol import utc_timestamp
+from edge.protocol.airtime import max_payload
+from edge.runtime.clock import Clock
+from gateway.forward import Gateway, Uplink, radio_metadata
+from gateway.lorawan import region
+from gateway.lorawan.crypto import derive_session_keys
+from gateway.lorawan.dedup import Frame, Reception
+from gateway.lorawan.downlink import Downlink, RxWindowMode, best_reception, schedule
+from gateway.lorawan.fcnt import FCNT_MAX, FCntDecision, Verdict, reconstruct_fcnt
+from gateway.lorawan.frames import (
+    DataFrame,
+    FCtrl,
+    FrameError,
+    JoinAccept,
+    JoinRequest,
+    build_data_downlink,
+    build_join_accept,
+    join_request_mic_valid,
+    parse_frame,
+)
+from gateway.lorawan.registry import Device, Registry
+from gateway.lorawan.sessions import Session, SessionStore
+from gateway.lorawan.stats import Stats
+
+log = logging.getLogger(__name__)
+# (type prefix length, NwkID bits) per NetID type, LoRaWAN Backend Interfaces TS002-1.1.0 §6.1.
+DEV_ADDR_LAYOUT = ((1, 6), (2, 6), (3, 9), (4, 11), (5, 12), (6, 13), (7, 15), (8, 17))
+FIRST_APP_PORT, LAST_APP_PORT = 1, 223  # 0 is MAC commands, 224 the test port, the rest RFU
+MAX_QUEUED_DOWNLINKS = 16
+
+
+@dataclass(frozen=True)
+class DevAddrSpace:
+    """The DevAddrs a NetID owns: ``prefix`` in the top ``prefix_bits``, any NwkAddr below."""
+
+    prefix: int
+    prefix_bits: int
+
+    @classmethod
+    def for_net_id(cls, net_id: int) -> DevAddrSpace:
+        if not 0 <= net_id <= 0xFFFFFF:
+            raise ValueError("a NetID is 24 bits")
+        net_type = net_id >> 21
+        type_bits, nwk_id_bits = DEV_ADDR_LAYOUT[net_type]
+        type_prefix = (1 << type_bits) - 2  # type ones, then a zero
+        nwk_id = net_id & ((1 << nwk_id_bits) - 1)
+        bits = type_bits + nwk_id_bits
+        return cls(type_prefix << nwk_id_bits | nwk_id, bits)
+
+    def __contains__(self, dev_addr: int) -> bool:
+        return dev_addr >> (32 - self.prefix_bits) == self.prefix
+
+    def random(self, rng: random.Random) -> int:
+        free_bits = 32 - self.prefix_bits
+        return self.prefix << free_bits | rng.getrandbits(free_bits)
+
+
+@dataclass
+class NetworkSettings:
+    net_id: int = 0
+    rx_window: RxWindowMode = "auto"
+    rx1_dr_offset: int = 0
+    tx_power_dbm: int = 13
+    max_fcnt_gap: int | None = 16384
+
+
+class Transmitter(Protocol):
+    """The packet-forwarder server, as far as the network server needs it."""
+
+    def routable(self, gateway_eui: int) -> bool: ...
+
+    def transmit(self, downlink: Downlink) -> bool: ...
+
+
+class Rejected(Exception):
+    """A frame not accepted: counted as ``frame.{reason}``."""
+
+    def __init__(self, reason: str, level: int = logging.INFO, **fields: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.level = level
+        self.fields = fields
+
+
+def _nearest_fcnt(last: int | None, received: int) -> int | None:
+    """The 32-bit counter with these low bits nearest the last one, for a rejected frame's MIC
+    check (which tells a replay of a real frame from a forgery)."""
+    if last is None:
+        return received
+    behind = last - ((last - received) & 0xFFFF)
+    ahead = last + ((received - last) & 0xFFFF)
+    candidates = [c for c in (behind, ahead) if 0 <= c <= FCNT_MAX]
+    return min(candidates, key=lambda c: abs(c - last), default=None)
+
+
+class NetworkServer:
+    """Runs on the event loop; ``forward`` is given each accepted application payload and
+    returns the envelope seq it queued (or None)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: SessionStore,
+        settings: NetworkSettings,
+        stats: Stats,
+        forward: Callable[[Uplink], int | None],
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.settings = settings
+        self.stats = stats
+        self.forward = forward
+        self.clock = clock
+        self.transmitter: Transmitter | None = None
+        # What the forward callback writes to: its transaction commits before the state's, so
+        # a counter is never advanced past a reading that is not on disk.
+        self.output_batch: Callable[[], AbstractContextManager[None]] = nullcontext
+        self.dev_addrs = DevAddrSpace.for_net_id(settings.net_id)
+        self._rng = random.Random()
+        # What a batch changed, written and then sent once its transaction commits:
+        self._dirty: dict[str, Session] = {}
+        self._seqs: dict[str, int] = {}
+        self._outgoing: list[Downlink] = []
+        self._sessions: dict[str, Session] = {}
+        self._by_addr: dict[int, list[Session]] = {}
+        self._load()
+
+    # -- state ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        stored = {s.dev_eui: s for s in self.store.sessions()}
+        for device in self.registry.devices:
+            session = stored.get(device.eui)
+            abp = device.abp
+            if abp is not None:
+                keys = (abp.dev_addr_int, abp.nwk_s_key_bytes, abp.app_s_key_bytes)
+                if (
+                    session is None
+                    or (session.dev_addr, session.nwk_s_key, session.app_s_key) != keys
+                ):
+                    session = Session(device.eui, *keys, activated_at=self._now())
+                    self.store.save_session(session)
+                    log.info("abp session provisioned", extra={"fields": {"device": device.id}})
+            if session is not None:
+                self._activate(session)
+
+    def _activate(self, session: Session) -> None:
+        old = self._sessions.get(session.dev_eui)
+        if old is not None:
+            self._by_addr[old.dev_addr].remove(old)
+        self._sessions[session.dev_eui] = session
+        self._by_addr.setdefault(session.dev_addr, []).append(session)
+
+    def session(self, device: Device) -> Session | None:
+        return self._sessions.get(device.eui)
+
+    def _now(self) -> str:
+        return utc_timestamp(self.clock.now())
+
+    # -- frames ---------------------------------------------------------------------------------
+    def handle_batch(self, frames: list[Frame]) -> None:
+        """Deduplicated frames whose windows closed together. Never raises: every outcome is
+        counted. Their state is committed in one transaction, and only then is anything sent."""
+        try:
+            with self.store.transaction(), self.output_batch():
+                for phy, receptions in frames:
+                    self._handle(phy, receptions)
+                self.store.save_counters(self._dirty.values(), self._seqs)
+        except Exception:  # the state file failed: what is not on disk must not be answered
+            self.stats.reject("internal.store")
+            log.exception("state file write failed")
+            self._outgoing.clear()
+        finally:
+            self._dirty.clear()
+            self._seqs.clear()
+        outgoing, self._outgoing = self._outgoing, []
+        for downlink in outgoing:  # queued only where the transmitter had a route
+            assert self.transmitter is not None
+            self.transmitter.transmit(downlink)
+
+    def handle(self, phy: bytes, receptions: list[Reception]) -> None:
+        """One deduplicated frame."""
+        self.handle_batch([(phy, receptions)])
+
+    def _handle(self, phy: bytes, receptions: list[Reception]) -> None:
+        self.stats.count("frames")
+        try:
+            frame = parse_frame(phy)
+            if isinstance(frame, JoinRequest):
+                self._join(frame, receptions)
+            elif frame.uplink:
+                self._data(frame, phy, receptions)
+            else:
+                raise Rejected("not_uplink", logging.DEBUG)
+        except FrameError as exc:
+            self.stats.reject(f"frame.{exc.reason}")
+            log.debug("frame rejected", extra={"fields": {"reason": exc.reason}})
+        except Rejected as exc:
+            self.stats.reject(f"frame.{exc.reason}")
+            fields = {"reason": exc.reason, **exc.fields}
+            log.log(exc.level, "frame rejected", extra={"fields": fields})
+        except Exception:
+            self.stats.reject("internal.network")
+            log.exception("frame handling failed")
+
+    def _join(self, request: JoinRequest, receptions: list[Reception]) -> None:
+        dev_eui = f"{request.dev_eui:016x}"
+        device = self.registry.by_eui.get(request.dev_eui)
+        if device is None or device.otaa is None:
+            raise Rejected("unknown_device", dev_eui=dev_eui)
+        otaa = device.otaa
+        if request.join_eui != otaa.join_eui_int:
+            raise Rejected("join_eui_mismatch", logging.WARNING, device=device.id)
+        if not join_request_mic_valid(request, otaa.app_key_bytes):
+            raise Rejected("bad_mic", logging.WARNING, device=device.id, type="join_request")
+        if self.store.dev_nonce_used(device.eui, request.dev_nonce):
+            raise Rejected(
+                "dev_nonce_reused", logging.WARNING, device=device.id, dev_nonce=request.dev_nonce
+            )
+        reception = self._route(receptions)
+        if reception is None:  # nothing could carry the Join-Accept: consume no nonce
+            raise Rejected("no_downlink_route", logging.WARNING, device=device.id)
+        join_nonce = self.store.take_join_nonce(device.eui)
+        dev_addr = self._free_dev_addr()
+        keys = derive_session_keys(
+            otaa.app_key_bytes,
+            join_nonce=join_nonce,
+            net_id=self.settings.net_id,
+            dev_nonce=request.dev_nonce,
+        )
+        session = Session(
+            device.eui, dev_addr, keys.nwk_s_key, keys.app_s_key, None, 0, self._now()
+        )
+        self.store.save_session(session, dev_nonce=request.dev_nonce)
+        self._activate(session)
+        accept = JoinAccept(
+            join_nonce=join_nonce,
+            net_id=self.settings.net_id,
+            dev_addr=dev_addr,
+            rx1_dr_offset=self.settings.rx1_dr_offset,
+            rx2_dr=region.RX2_DR,
+            rx_delay=region.RECEIVE_DELAY1_S,
+        )
+        self._send(build_join_accept(otaa.app_key_bytes, accept), reception, join=True)
+        self.stats.count("joins")
+        fields = {"device": device.id, "dev_eui": device.eui, "dev_addr": f"{dev_addr:08x}"}
+        log.info("device joined", extra={"fields": fields})
+
+    def _free_dev_addr(self) -> int:
+        while True:
+            dev_addr = self.dev_addrs.random(self._rng)
+            if dev_addr not in self._by_addr or not self._by_addr[dev_addr]:
+                return dev_addr
+
+    def _data(self, frame: DataFrame, phy: bytes, receptions: list[Reception]) -> None:
+        session, decision = self._authenticate(frame)
+        device = self.registry.by_eui[int(session.dev_eui, 16)]
+        fields = {"device": device.id, "fcnt": frame.fcnt, "last_fcnt": session.fcnt_up}
+        if decision.verdict is Verdict.REJECT:
+            raise Rejected(decision.reason or "fcnt", logging.WARNING, **fields)
+        if decision.verdict is Verdict.RETRANSMISSION:
+            if frame.confirmed:  # its ACK was lost: acknowledge again, forward nothing
+                self._answer(session, receptions, ack=True, adr_ack_req=False)
+            raise Rejected("fcnt_retransmission", **fields)
+        fcnt = decision.fcnt
+        assert fcnt is not None
+        seq = self._deliver(device, session, frame, fcnt, phy, receptions)
+        session.fcnt_up = fcnt
+        self._dirty[session.dev_eui] = session
+        if seq is not None:
+            self._seqs[device.id] = max(seq, self._seqs.get(device.id, seq))
+        self.stats.count("uplinks")
+        self._answer(session, receptions, ack=frame.confirmed, adr_ack_req=frame.fctrl.adr_ack_req)
+
+    def _authenticate(self, frame: DataFrame) -> tuple[Session, FCntDecision]:
+        """The session whose key signed ``frame``, and the frame-counter decision for it."""
+        candidates = self._by_addr.get(frame.dev_addr)
+        if not candidates:  # often another network's device within range
+            raise Rejected("unknown_dev_addr", logging.DEBUG, dev_addr=f"{frame.dev_addr:08x}")
+        for session in candidates:
+            decision = reconstruct_fcnt(
+                session.fcnt_up, frame.fcnt, max_gap=self.settings.max_fcnt_gap
+            )
+            full = (
+                decision.fcnt
+                if decision.fcnt is not None
+                else _nearest_fcnt(session.fcnt_up, frame.fcnt)
+            )
+            if full is not None and frame.mic_valid(session.nwk_s_key, full):
+                return session, decision
+        raise Rejected("bad_mic", logging.WARNING, dev_addr=f"{frame.dev_addr:08x}")
+
+    def _deliver(
+        self,
+        device: Device,
+        session: Session,
+        frame: DataFrame,
+        fcnt: int,
+        phy: bytes,
+        receptions: list[Reception],
+    ) -> int | None:
+        if frame.fport is None or not FIRST_APP_PORT <= frame.fport <= LAST_APP_PORT:
+            self.stats.count("uplinks.no_application_payload")
+            return None
+        rxpk = receptions[0].rxpk
+        datr = str(rxpk.datr)
+        radio = radio_metadata(
+            [Gateway(f"{r.gateway_eui:016x}", r.rxpk.rssi, r.rxpk.lsnr) for r in receptions],
+            frequency_hz=rxpk.frequency_hz,
+            dr=region.dr_from_datr(datr),
+            datr=datr,
+            phy_size=len(phy),
+            fcnt=fcnt,
+        )
+        payload = frame.decrypt(session.nwk_s_key, session.app_s_key, fcnt)
+        return self.forward(Uplink(device, frame.fport, payload, radio))
+
+    # -- downlinks ------------------------------------------------------------------------------
+    def _route(self, receptions: list[Reception]) -> Reception | None:
+        routable = self.transmitter.routable if self.transmitter else lambda _eui: False
+        return best_reception(receptions, routable)
+
+    def _send(self, phy: bytes, reception: Reception, *, join: bool) -> None:
+        s = self.settings
+        downlink = schedule(
+            phy,
+            reception,
+            join=join,
+            mode=s.rx_window,
+            rx1_dr_offset=s.rx1_dr_offset,
+            power_dbm=s.tx_power_dbm,
+        )
+        self._outgoing.append(downlink)
+
+    def _answer(
+        self, session: Session, receptions: list[Reception], *, ack: bool, adr_ack_req: bool
+    ) -> None:
+        """The Class A downlink after an uplink: an ACK, the next queued command, or an empty
+        frame when the device asks for any downlink (ADRACKReq), in one frame."""
+        queued = self.store.queued(session.dev_eui)
+        if not (ack or queued or adr_ack_req):
+            return
+        reception = self._route(receptions)
+        if reception is None:
+            self.stats.reject("downlink.no_route")
+            log.warning("no forwarder to answer through", extra={"fields": {"ack": ack}})
+            return
+        item = queued[0] if queued else None
+        fcnt_down = session.fcnt_down
+        session.fcnt_down += 1
+        self._dirty[session.dev_eui] = session
+        phy = build_data_downlink(
+            session.nwk_s_key,
+            session.app_s_key,
+            dev_addr=session.dev_addr,
+            fcnt=fcnt_down,
+            fport=item.fport if item else None,
+            payload=item.payload if item else b"",
+            fctrl=FCtrl(ack=ack, f_pending=len(queued) > 1),
+        )
+        if item is not None:
+            self.store.dequeue(item)
+        self._send(phy, reception, join=False)
+
+    def enqueue(self, device: Device, fport: int, payload: bytes) -> None:
+        """Queue an application downlink for the device's next uplink (at most once)."""
+        if not FIRST_APP_PORT <= fport <= LAST_APP_PORT:
+            raise ValueError(f"fPort {fport} is not an application port")
+        limit = max_payload(region.RX2_DR, dwell_time=True).n  # RX2: the smallest window
+        if len(payload) > limit:
+            raise ValueError(f"{len(payload)} bytes exceed the {limit} that fit DR2 with dwell")
+        if len(self.store.queued(device.eui)) >= MAX_QUEUED_DOWNLINKS:
+            raise OverflowError(f"{MAX_QUEUED_DOWNLINKS} downlinks already queued")
+        self.store.enqueue(device.eui, fport, payload)

@@ -1,0 +1,217 @@
+"""What the network server must remember across restarts, in one SQLite file (WAL).
+
+- sessions: DevAddr, session keys and both frame counters of each activated device, so a restart
+  forces no re-join and reopens no replay window;
+- used DevNonces per DevEUI and the next JoinNonce, so a recorded Join-Request cannot be replayed
+  and a JoinNonce is never issued twice;
+- the newest envelope ``seq`` per device id, the base from which the 16 bits of ``seq`` an uplink
+  carries are widened (it outlives re-joins, as ``seq`` does);
+- the downlink queue per device, filled from the city's ``cmd`` messages.
+
+The file holds session keys: it is created mode 0600. The caller keeps the in-memory copy
+(``Session``) and writes through; each change is a transaction of its own, or part of the one
+``transaction()`` opens for a batch of frames (one fsync for the batch).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Sync = Literal["full", "normal"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS session (
+    dev_eui TEXT PRIMARY KEY,
+    dev_addr INTEGER NOT NULL,
+    nwk_s_key BLOB NOT NULL,
+    app_s_key BLOB NOT NULL,
+    fcnt_up INTEGER,
+    fcnt_down INTEGER NOT NULL,
+    activated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dev_nonce (
+    dev_eui TEXT NOT NULL,
+    dev_nonce INTEGER NOT NULL,
+    PRIMARY KEY (dev_eui, dev_nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS join_nonce (dev_eui TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS device_seq (device TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS downlink (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dev_eui TEXT NOT NULL,
+    fport INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS downlink_by_device ON downlink(dev_eui, id);
+"""
+
+
+@dataclass
+class Session:
+    """An activated device. ``fcnt_up`` is the last accepted FCntUp, None before the first."""
+
+    dev_eui: str
+    dev_addr: int
+    nwk_s_key: bytes = field(repr=False)
+    app_s_key: bytes = field(repr=False)
+    fcnt_up: int | None = None
+    fcnt_down: int = 0
+    activated_at: str = ""
+
+
+@dataclass(frozen=True)
+class QueuedDownlink:
+    id: int
+    dev_eui: str
+    fport: int
+    payload: bytes
+
+
+class SessionStore:
+    """The state file. The event loop writes sessions; paho's thread queues downlinks; the
+    (re-entrant) lock keeps them apart, for a whole batch transaction if one is open."""
+
+    def __init__(self, path: str | Path, *, sync: Sync = "full") -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
+        self._lock = threading.RLock()
+        self._batch = False
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        self._db.executescript(SCHEMA)
+        for suffix in ("", "-wal", "-shm"):  # keys inside: owner-only, whatever the umask
+            if Path(f"{path}{suffix}").exists():
+                os.chmod(f"{path}{suffix}", 0o600)
+        rows = self._db.execute("SELECT DISTINCT dev_eui FROM downlink").fetchall()
+        self._queued = {dev_eui for (dev_eui,) in rows}  # spares a query per uplink
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every write until the block ends one transaction (nested: joins the open one)."""
+        with self._lock:
+            if self._batch:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch = True
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                self._batch = False
+
+    def _write(self, *statements: tuple[str, tuple[object, ...]]) -> None:
+        with self.transaction():
+            for sql, args in statements:
+                self._db.execute(sql, args)
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- sessions -------------------------------------------------------------------------------
+    def sessions(self) -> list[Session]:
+        rows = self._rows(
+            "SELECT dev_eui, dev_addr, nwk_s_key, app_s_key, fcnt_up, fcnt_down, activated_at "
+            "FROM session"
+        )
+        return [Session(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def save_session(self, session: Session, *, dev_nonce: int | None = None) -> None:
+        """Store a new session (a join, or ABP keys from the registry), replacing the old one; a
+        join also records its DevNonce in the same transaction."""
+        upsert = (
+            "INSERT OR REPLACE INTO session VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                session.dev_eui,
+                session.dev_addr,
+                session.nwk_s_key,
+                session.app_s_key,
+                session.fcnt_up,
+                session.fcnt_down,
+                session.activated_at,
+            ),
+        )
+        nonce = ("INSERT INTO dev_nonce VALUES (?, ?)", (session.dev_eui, dev_nonce))
+        self._write(upsert, *([nonce] if dev_nonce is not None else []))
+
+    def save_counters(self, sessions: Iterable[Session], seqs: dict[str, int]) -> None:
+        """The frame counters of ``sessions`` and the newest seq of devices (never lowered)."""
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE session SET fcnt_up = ?, fcnt_down = ? WHERE dev_eui = ?",
+                [(s.fcnt_up, s.fcnt_down, s.dev_eui) for s in sessions],
+            )
+            self._db.executemany(
+                "INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
+                "SET last_seq = MAX(last_seq, excluded.last_seq)",
+                seqs.items(),
+            )
+
+    def forget(self, dev_eui: str) -> bool:
+        """Drop a device's session (it must re-join, or an ABP device restarts its counters)."""
+        with self._lock:
+            found = self._db.execute("SELECT 1 FROM session WHERE dev_eui = ?", (dev_eui,))
+            exists = found.fetchone() is not None
+        self._write(("DELETE FROM session WHERE dev_eui = ?", (dev_eui,)))
+        return exists
+
+    # -- joins ----------------------------------------------------------------------------------
+    def dev_nonce_used(self, dev_eui: str, dev_nonce: int) -> bool:
+        rows = self._rows(
+            "SELECT 1 FROM dev_nonce WHERE dev_eui = ? AND dev_nonce = ?", (dev_eui, dev_nonce)
+        )
+        return bool(rows)
+
+    def take_join_nonce(self, dev_eui: str) -> int:
+        """The next JoinNonce of this device, consumed durably before it is sent."""
+        rows = self._rows("SELECT next FROM join_nonce WHERE dev_eui = ?", (dev_eui,))
+        nonce = rows[0][0] if rows else 0
+        if nonce > 0xFFFFFF:
+            raise OverflowError(f"JoinNonce space of {dev_eui} is exhausted")
+        self._write(("INSERT OR REPLACE INTO join_nonce VALUES (?, ?)", (dev_eui, nonce + 1)))
+        return nonce
+
+    # -- seq ------------------------------------------------------------------------------------
+    def last_seq(self, device: str) -> int | None:
+        rows = self._rows("SELECT last_seq FROM device_seq WHERE device = ?", (device,))
+        return rows[0][0] if rows else None
+
+    # -- downlink queue -------------------------------------------------------------------------
+    def enqueue(self, dev_eui: str, fport: int, payload: bytes) -> None:
+        sql = "INSERT INTO downlink(dev_eui, fport, payload) VALUES (?, ?, ?)"
+        with self._lock:
+            self._write((sql, (dev_eui, fport, payload)))
+            self._queued.add(dev_eui)
+
+    def queued(self, dev_eui: str) -> list[QueuedDownlink]:
+        if dev_eui not in self._queued:
+            return []
+        rows = self._rows(
+            "SELECT id, fport, payload FROM downlink WHERE dev_eui = ? ORDER BY id", (dev_eui,)
+        )
+        return [QueuedDownlink(r[0], dev_eui, r[1], bytes(r[2])) for r in rows]
+
+    def dequeue(self, item: QueuedDownlink) -> None:
+        with self._lock:
+            self._write(("DELETE FROM downlink WHERE id = ?", (item.id,)))
+            if not self._rows("SELECT 1 FROM downlink WHERE dev_eui = ?", (item.dev_eui,)):
+                self._queued.discard(item.dev_eui)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

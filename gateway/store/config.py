@@ -1,0 +1,154 @@
+"""The city store's config file (YAML): database, broker, ingest, retention, HTTP and staff login.
+
+One file serves ``machimori store run`` (ingest + HTTP) and ``machimori web run`` (HTTP only), so
+the two always agree on the database and the sites. See configs/store.yaml for an annotated example.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from edge.protocol import KINDS
+from edge.runtime.config import build, load_yaml
+from edge.runtime.uplink import MqttConfig
+
+GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DAY_S = 86400.0
+
+
+@dataclass
+class IngestConfig:
+    enabled: bool = True
+    client_id: str = "machimori-store"
+    # MQTT v5 shared subscription group: several ingest workers (on this host or others) split
+    # the stream between them. Needed when workers > 1.
+    shared_group: str | None = None
+    workers: int = 1  # ingest processes this `store run` starts (each its own MQTT session)
+    batch_max: int = 2000  # messages written per transaction at most
+    # unacknowledged messages the broker may send us (MQTT v5 Receive Maximum); a message is
+    # acknowledged only after the transaction holding it committed
+    receive_max: int = 8000
+    session_expiry_s: int = 7 * 86400  # the broker queues for us this long while we are away
+    max_image_bytes: int = 5_000_000
+    keep_rejected_bytes: int = 65536  # of a rejected payload, this much is kept for inspection
+
+    def __post_init__(self) -> None:
+        if self.shared_group is not None and not GROUP.match(self.shared_group):
+            raise ValueError("shared_group: 1-64 chars of A-Z a-z 0-9 _ -")
+        if self.workers < 1 or (self.workers > 1 and self.shared_group is None):
+            raise ValueError("workers >= 1, and workers > 1 needs a shared_group")
+        if not 1 <= self.batch_max <= self.receive_max <= 65535:
+            raise ValueError("need 1 <= batch_max <= receive_max <= 65535")
+
+
+def _default_days() -> dict[str, float]:
+    # Children's positions are personal data: two days, enough for today's school run and
+    # yesterday's comparison. River data is a public record and kept long.
+    return {
+        "river": 3650.0,
+        "alert": 3650.0,
+        "camera": 365.0,
+        "bus": 365.0,
+        "gateway": 90.0,
+        "tracker": 2.0,
+    }
+
+
+@dataclass
+class RetentionConfig:
+    days: dict[str, float] = field(default_factory=_default_days)  # per kind, 0 = keep forever
+    rejected_days: float = 30.0
+    interval_s: float = 3600.0  # how often the purge runs inside `store run`
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.days) - set(KINDS))
+        if unknown:
+            raise ValueError(f"days: unknown kind {unknown[0]!r} (kinds: {', '.join(KINDS)})")
+        if any(d < 0 for d in self.days.values()) or self.rejected_days < 0:
+            raise ValueError("retention days must be >= 0")
+        self.days = _default_days() | self.days
+
+    def seconds(self, kind: str) -> float | None:
+        """How long messages of ``kind`` are kept, or None for ever."""
+        days = self.days.get(kind, 0.0)
+        return days * DAY_S if days > 0 else None
+
+
+@dataclass
+class HttpConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"  # behind a reverse proxy (TLS) in a deployment
+    port: int = 8080
+    refresh_s: int = 60  # how often the river page reloads its data
+    # Kinds anyone may read through the API; the rest (children's positions, camera images,
+    # bus ridership) need a staff login.
+    public_kinds: list[str] = field(default_factory=lambda: ["river"])
+    timezone: str = "Asia/Tokyo"  # for times shown on the pages
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.public_kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"public_kinds: unknown kind {unknown[0]!r}")
+        if not 1 <= self.refresh_s <= 3600:
+            raise ValueError("refresh_s: 1..3600 seconds")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"timezone: unknown zone {self.timezone!r}") from exc
+
+
+@dataclass
+class StaffConfig:
+    # One line per member of staff, `name:hash`, made by `machimori web passwd`. Keep it outside
+    # git, mode 0600. Without it nobody can log in and the staff page stays closed.
+    users_file: Path | None = None
+    # 32+ random bytes that sign session cookies; without it a random key is made at start, so
+    # a restart logs everyone out.
+    session_secret_file: Path | None = None
+    session_hours: float = 12.0
+    secure_cookie: bool = True  # cookie only over HTTPS; false only for a loopback demo
+
+
+@dataclass
+class StoreConfig:
+    # sqlite:///relative.db, sqlite:////absolute/path.db, or postgresql://user@host:5432/db
+    # (PostgreSQL passwords come from ~/.pgpass or PGPASSWORD, never this file)
+    database: str = "sqlite:////var/lib/machimori/store.db"
+    sqlite_sync: Literal["full", "normal"] = "full"
+    images_dir: Path = Path("/var/lib/machimori/images")
+    sites_file: Path | None = None  # river sites and their warning levels (configs/sites.yaml)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    clock_speed: float = 1.0  # >1 only in simulation, to match the simulated field devices
+
+    def __post_init__(self) -> None:
+        if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("database: expected sqlite:///path or postgresql://... URL")
+
+
+def load_config(path: str | Path) -> StoreConfig:
+    """Read and check a store config file; relative paths in it are relative to the file."""
+    path = Path(path)
+    config = build(StoreConfig, load_yaml(path), file=path)
+    base = path.resolve().parent
+    config.images_dir = base / config.images_dir
+    if config.sites_file is not None:
+        config.sites_file = base / config.sites_file
+    staff = config.staff
+    for name in ("users_file", "session_secret_file"):
+        value = getattr(staff, name)
+        if value is not None:
+            setattr(staff, name, base / value)
+    if config.mqtt.password_file is not None:
+        config.mqtt.password_file = base / config.mqtt.password_file
+    if config.database.startswith("sqlite:///"):
+        config.database = f"sqlite:///{base / config.database.removeprefix('sqlite:///')}"
+    return config

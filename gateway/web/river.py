@@ -1,0 +1,174 @@
+"""The public river page: every site's level, its state against the four warning levels in
+colour and words, the trend, 24-hour and 7-day charts, the time of the last reading, and 欠測.
+
+The server renders the whole page; a small script swaps in a fresh copy every ``refresh_s``
+seconds and says so plainly when it cannot (a resident must never mistake old data for new).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from html import escape
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from gateway.api.context import Context
+from gateway.api.sites import LEVEL_FIELD, LEVELS, READING_TYPE, SiteNow, sites_now
+from gateway.store.intake import from_ms
+from gateway.web.charts import level_chart
+from gateway.web.i18n import lang_of, t
+from gateway.web.layout import page
+
+HOUR_MS = 3_600_000
+WINDOWS = (
+    ("chart_24h", 24 * HOUR_MS, 10 * 60_000, False),
+    ("chart_7d", 7 * 24 * HOUR_MS, HOUR_MS, True),
+)
+ARROWS = {"rising": "↑", "falling": "↓", "steady": "→"}
+CACHE_MAX_S = 5.0
+
+router = APIRouter(include_in_schema=False)
+
+
+class FragmentCache:
+    """The rendered live part per language for a few seconds: in a storm many residents reload
+    at once, and each render queries every site's 24-hour and 7-day series."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, str]] = {}
+
+    def get(self, ctx: Context, lang: str) -> str:
+        with self._lock:
+            expires, html = self._entries.get(lang, (0.0, ""))
+            if time.monotonic() < expires:
+                return html
+            html = river_fragment(ctx, lang)
+            self._entries[lang] = (time.monotonic() + self.ttl_s, html)
+            return html
+
+
+@router.get("/")
+def river(request: Request, lang: str | None = None) -> HTMLResponse:
+    lang = lang_of(lang)
+    ctx: Context = request.app.state.context
+    return HTMLResponse(river_page(ctx, lang, request.app.state.river_cache.get(ctx, lang)))
+
+
+@router.get("/fragment")
+def fragment(request: Request, lang: str | None = None) -> HTMLResponse:
+    lang = lang_of(lang)
+    ctx: Context = request.app.state.context
+    return HTMLResponse(request.app.state.river_cache.get(ctx, lang))
+
+
+def local_time(ms: int, tz: ZoneInfo, with_date: bool = True) -> str:
+    moment = from_ms(ms).astimezone(tz)
+    clock = f"{moment.hour}:{moment.minute:02d}"
+    return f"{moment.month}/{moment.day} {clock}" if with_date else clock
+
+
+def river_page(ctx: Context, lang: str, live: str) -> str:
+    refresh = ctx.config.http.refresh_s
+    other = "en" if lang == "ja" else "ja"
+    body = (
+        f"<header><h1>{t(lang, 'title')}</h1>"
+        f'<a class="switch" href="/?lang={other}" hreflang="{other}">{t(lang, "switch")}</a>'
+        f'<p class="subtitle">{t(lang, "subtitle")}</p></header>'
+        f'<main id="live" data-src="/fragment?lang={lang}" data-refresh="{refresh}" '
+        f'data-offline="{escape(t(lang, "offline"))}">{live}</main>'
+        f'<footer><p>{t(lang, "footer")}</p><p><a href="/openapi.json">{t(lang, "api")}</a> · '
+        f'<a href="/ngsi/v2/entities">NGSI v2</a> · <a href="/staff?lang={lang}">'
+        f"{t(lang, 'staff')}</a></p></footer>"
+    )
+    return page(lang, t(lang, "title"), body, refresh)
+
+
+def river_fragment(ctx: Context, lang: str) -> str:
+    tz = ZoneInfo(ctx.config.http.timezone)
+    now_ms = ctx.now_ms()
+    parts = [
+        f'<p class="updated">{t(lang, "updated")} <time data-ms="{now_ms}">'
+        f"{local_time(now_ms, tz)}</time></p>"
+    ]
+    for now in sites_now(ctx.store, ctx.sites, now_ms):
+        parts.append(_site(ctx, now, lang, tz, now_ms))
+    return "".join(parts)
+
+
+def _site(ctx: Context, now: SiteNow, lang: str, tz: ZoneInfo, now_ms: int) -> str:
+    site = now.site
+    name = site.name if lang == "ja" else site.name_en or site.name
+    river = site.river if lang == "ja" else site.river_en or site.river
+    if now.level_m is not None:
+        level = f'<span class="level">{now.level_m:.2f} m</span>'
+    else:
+        level = '<span class="level missing">— m</span>'
+    trend = ""
+    if now.trend is not None and now.trend_m_per_h is not None:
+        trend = (
+            f'<span class="trend trend-{now.trend}">{ARROWS[now.trend]} '
+            f"{t(lang, 'trend_' + now.trend)} ({now.trend_m_per_h:+.2f} {t(lang, 'per_hour')})"
+            "</span>"
+        )
+    observed = (
+        f"{t(lang, 'observed')} <time>{local_time(now.observed_ms, tz)}</time>"
+        if now.observed_ms is not None
+        else t(lang, "no_reading")
+    )
+    charts = "".join(
+        f"<figure><figcaption>{t(lang, key)}</figcaption>"
+        f"{_chart(ctx, now, lang, tz, key, span, step, daily, now_ms)}</figure>"
+        for key, span, step, daily in WINDOWS
+    )
+    levels = "".join(
+        f'<li class="lv-{n}"><span class="swatch state-{n}"></span>{t(lang, "state_" + n)} '
+        f"{getattr(site.levels_m, n):.2f} m</li>"
+        for n in reversed(LEVELS)
+    )
+    return (
+        f'<section class="site" id="site-{site.device}" data-device="{site.device}" '
+        f'data-state="{now.state}"><h2>{escape(river)} <span>{escape(name)}</span></h2>'
+        f'<p class="now">{level} <span class="badge state-{now.state}">'
+        f"{t(lang, 'state_' + now.state)}</span> {trend}</p>"
+        f'<p class="advice">{_advice(now, lang)}</p><p class="observed">{observed}</p>'
+        f'<div class="charts">{charts}</div>'
+        f'<details><summary>{t(lang, "levels")}</summary><ul class="levels">{levels}</ul>'
+        "</details></section>"
+    )
+
+
+def _advice(now: SiteNow, lang: str) -> str:
+    if now.state != "missing":
+        return t(lang, "advice_" + now.state)
+    if now.missing == "stale":
+        why = t(lang, "missing_stale", minutes=f"{now.site.stale_after_min:g}")
+    elif now.missing == "no_data":
+        why = t(lang, "missing_no_data")
+    else:
+        why = t(lang, "missing_reported", reason=escape(now.missing or ""))
+    return f"{why} {t(lang, 'missing_advice')}"
+
+
+def _chart(
+    ctx: Context,
+    now: SiteNow,
+    lang: str,
+    tz: ZoneInfo,
+    key: str,
+    span_ms: int,
+    step_ms: int,
+    daily: bool,
+    now_ms: int,
+) -> str:
+    start_ms = now_ms - span_ms
+    points = ctx.store.series(
+        now.site.device, READING_TYPE, LEVEL_FIELD, start_ms, now_ms, step_ms, 10_000
+    )
+    name = now.site.name if lang == "ja" else now.site.name_en or now.site.name
+    label = t(lang, "chart_label", site=name, window=t(lang, key))
+    return level_chart(points, start_ms, now_ms, now.site.levels_m, tz, label, step_ms, daily)

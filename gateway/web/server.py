@@ -1,0 +1,112 @@
+"""The HTTP side of the store: the API, the NGSI view and the pages in one FastAPI app, served by
+uvicorn either in the foreground (``machimori web run``) or in a thread beside ingest."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from edge.runtime.health import package_version
+from gateway.api import export, ngsi, routes
+from gateway.api.context import Context
+from gateway.web import river, staff
+from gateway.web.layout import SECURITY_HEADERS
+
+STATIC = Path(__file__).parent / "static"
+DESCRIPTION = """\
+The city store of machimori: readings and events from the city's field devices (river gauges,
+cameras, buses, child trackers) as they arrived over MQTT.
+
+Anyone may read river gauges. Other kinds (positions of children above all) are visible only
+with a staff session. Times are RFC 3339 UTC; ``from`` is inclusive and ``to`` exclusive.
+A FIWARE platform can read the gauges as NGSI v2 entities under ``/ngsi/v2``.
+"""
+
+
+def build_app(ctx: Context) -> FastAPI:
+    app = FastAPI(
+        title="machimori city store",
+        version=package_version(),
+        description=DESCRIPTION,
+        docs_url=None,  # Swagger UI would load scripts from a CDN; the document is enough
+        redoc_url=None,
+    )
+    app.state.context = ctx
+    app.state.river_cache = river.FragmentCache(
+        min(river.CACHE_MAX_S, ctx.config.http.refresh_s / 2)
+    )
+    for router in (
+        routes.router,
+        routes.health_router,
+        export.router,
+        ngsi.router,
+        river.router,
+        staff.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        if request.url.path.startswith(("/staff", "/api/v1/rejections")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return app
+
+
+class HttpServer:
+    """uvicorn on an already-bound socket, so port 0 works and the real port is known."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(256)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_config=None,  # keep the process's logfmt logging
+            access_log=False,
+            server_header=False,
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def run(self) -> None:
+        """Serve in this thread until SIGTERM/SIGINT (uvicorn handles them in the main thread)."""
+        self.server.run(sockets=[self.sock])
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        self._thread = threading.Thread(target=self.run, name="http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the HTTP server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self.sock.close()

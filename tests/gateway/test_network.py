@@ -1,0 +1,284 @@
+"""The LoRaWAN network and join server without sockets: joins, counters, replays, downlinks."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from gateway_rig import ABP_ADDR, GW2_EUI, GW_EUI, abp_device, level, otaa_device, registry_data
+
+from edge.protocol.airtime import dr_time_on_air
+from edge.runtime.clock import Clock
+from gateway.forward import Uplink
+from gateway.lorawan.dedup import Reception
+from gateway.lorawan.network import DevAddrSpace, NetworkServer, NetworkSettings
+from gateway.lorawan.registry import Registry
+from gateway.lorawan.semtech_udp import Rxpk
+from gateway.lorawan.sessions import SessionStore
+from gateway.lorawan.stats import Stats
+
+TMST = 4_294_000_000  # the concentrator counter wraps during the join delay
+
+
+class Radio:
+    """Stands in for the UDP server: every gateway has a route; downlinks are recorded."""
+
+    def __init__(self):
+        self.sent = []
+
+    def routable(self, gateway_eui):
+        return True
+
+    def transmit(self, downlink):
+        self.sent.append(downlink)
+        return True
+
+
+class Net:
+    """A network server over a state file, recording what it would forward and transmit."""
+
+    def __init__(self, tmp_path, keys, **settings):
+        registry_path = tmp_path / "devices.yaml"
+        if not registry_path.exists():
+            registry_path.write_text(yaml.safe_dump(registry_data(keys)))
+        self.stats = Stats(Clock())
+        self.store = SessionStore(tmp_path / "state.db", sync="normal")
+        self.forwarded: list[Uplink] = []
+        self.server = NetworkServer(
+            Registry.load(registry_path),
+            self.store,
+            NetworkSettings(**settings),
+            self.stats,
+            self._forward,
+            Clock(),
+        )
+        self.radio = Radio()
+        self.server.transmitter = self.radio
+
+    def _forward(self, uplink):
+        self.forwarded.append(uplink)
+        return len(self.forwarded) - 1
+
+    def hear(self, phy, *gateways, tmst=TMST, datr="SF10BW125"):
+        gateways = gateways or ((GW_EUI, -80, 7.5),)
+        receptions = [
+            Reception(eui, Rxpk(tmst=tmst, freq=923.4, datr=datr, rssi=rssi, lsnr=snr, data=phy))
+            for eui, rssi, snr in gateways
+        ]
+        self.server.handle(phy, receptions)
+
+    @property
+    def rejected(self):
+        return self.stats.snapshot()["rejected"]
+
+    def close(self):
+        self.store.close()
+
+
+@pytest.fixture
+def net(tmp_path, keys):
+    made = []
+
+    def make(**settings):
+        made.append(Net(tmp_path, keys, **settings))
+        return made[-1]
+
+    yield make
+    for n in made:
+        n.close()
+
+
+def test_otaa_join_accept_in_rx1_then_rx2_from_the_uplink_tmst(net, keys):
+    n = net()
+    device = otaa_device(keys)
+    n.hear(device.join_request())
+    (downlink,) = n.radio.sent
+    accept = device.accept_join(downlink.first.data)  # MIC checked with the AppKey
+    assert downlink.gateway_eui == GW_EUI
+    first, fallback = downlink.first, downlink.fallback
+    assert (first.tmst, first.freq, first.datr) == ((TMST + 5_000_000) % 2**32, 923.4, "SF10BW125")
+    assert (fallback.tmst, fallback.freq, fallback.datr) == (
+        (TMST + 6_000_000) % 2**32,
+        923.2,
+        "SF10BW125",
+    )
+    assert first.ipol and first.powe == 13
+    assert device.dev_addr in DevAddrSpace.for_net_id(0)
+    assert (accept.rx2_dr, accept.rx1_delay_s) == (2, 1)
+    session = n.server.session(n.server.registry.by_eui[device.dev_eui])
+    assert (session.nwk_s_key, session.app_s_key) == (device.nwk_s_key, device.app_s_key)
+    assert n.stats.value("joins") == 1
+
+
+def test_join_rejections_are_counted_and_answer_nothing(net, keys):
+    n = net()
+    device = otaa_device(keys)
+    first = device.join_request()
+    n.hear(first)
+    n.hear(first)  # a recorded Join-Request played again: its DevNonce is used
+    device.dev_nonce = 0
+    n.hear(device.join_request())  # a device that forgot its DevNonce
+    wrong_key = otaa_device(keys)
+    wrong_key.app_key = bytes(16)
+    wrong_key.dev_nonce = 7
+    n.hear(wrong_key.join_request())
+    stranger = otaa_device(keys)
+    stranger.dev_eui = 0x1122334455667788
+    n.hear(stranger.join_request())
+    assert len(n.radio.sent) == 1
+    assert n.rejected == {
+        "frame.bad_mic": 1,
+        "frame.dev_nonce_reused": 2,
+        "frame.unknown_device": 1,
+    }
+
+
+def test_uplink_is_decrypted_with_radio_metadata_from_every_gateway(net, keys):
+    n = net()
+    device = abp_device(keys)
+    phy = level(device, 5, level_m=2.345)
+    n.hear(phy, (GW_EUI, -101, -3.5), (GW2_EUI, -88, 6.0))
+    (uplink,) = n.forwarded
+    assert uplink.device.id == "river-lora-02" and uplink.fport == 1
+    message = uplink.device.payload_codec.decode(uplink.fport, uplink.payload)
+    assert (message.seq_low, message.data["level_m"]) == (5, 2.345)
+    assert uplink.radio == {
+        "gateways": [
+            {"id": f"{GW_EUI:016x}", "rssi": -101, "snr": -3.5},
+            {"id": f"{GW2_EUI:016x}", "rssi": -88, "snr": 6.0},
+        ],
+        "frequency_hz": 923_400_000,
+        "datr": "SF10BW125",
+        "dr": 2,
+        "airtime_s": round(dr_time_on_air(2, len(phy)), 4),
+        "fcnt": 0,
+    }
+    assert n.radio.sent == []  # unconfirmed, nothing queued: no downlink
+
+
+def test_replays_retransmissions_and_resets_are_dropped_and_counted(net, keys):
+    n = net()
+    device = abp_device(keys)
+    frames = [level(device, seq) for seq in range(4)]
+    for phy in frames:
+        n.hear(phy)
+    n.hear(frames[3])  # the last frame again: a retransmission (NbTrans, or a lost ACK)
+    n.hear(frames[1])  # an older one: a replay
+    device.fcnt_up = 0  # an ABP device that lost its counter
+    n.hear(level(device, 4))
+    forged = bytearray(level(device, 5))
+    forged[-6] ^= 1  # a payload bit flipped in the air or by an attacker
+    n.hear(bytes(forged))
+    assert [u.radio["fcnt"] for u in n.forwarded] == [0, 1, 2, 3]
+    assert n.rejected == {
+        "frame.fcnt_retransmission": 1,
+        "frame.fcnt_replay": 2,
+        "frame.bad_mic": 1,
+    }
+
+
+def test_the_32_bit_counter_survives_the_16_bit_rollover(net, keys):
+    n = net()
+    device = abp_device(keys)
+    session = n.server.session(n.server.registry.by_eui[device.dev_eui])
+    session.fcnt_up = 65533
+    device.fcnt_up = 65534
+    for seq in range(4):
+        n.hear(level(device, seq))
+    assert [u.radio["fcnt"] for u in n.forwarded] == [65534, 65535, 65536, 65537]
+    assert n.rejected == {}
+
+
+def test_confirmed_uplink_is_acked_in_rx1_and_again_when_retransmitted(net, keys):
+    n = net()
+    device = abp_device(keys)
+    phy = level(device, 0, confirmed=True)
+    n.hear(phy, tmst=1000)
+    n.hear(phy, tmst=5_000_000)  # the ACK was lost: the device sends the same frame again
+    first, second = (device.downlink(d.first.data) for d in n.radio.sent)
+    assert (first.ack, first.fcnt, first.fport) == (True, 0, None)
+    assert (second.ack, second.fcnt) == (True, 1)
+    assert [d.first.tmst for d in n.radio.sent] == [1_001_000, 6_000_000]
+    assert len(n.forwarded) == 1
+
+
+def test_queued_commands_go_out_one_per_uplink_with_fpending(net, keys):
+    n = net()
+    device = abp_device(keys)
+    registered = n.server.registry.by_eui[device.dev_eui]
+    for interval in (60, 600):
+        command = registered.payload_codec.encode_command("set_interval", {"interval_s": interval})
+        n.server.enqueue(registered, *command)
+    n.hear(level(device, 0))
+    n.hear(level(device, 1, confirmed=True))
+    n.hear(level(device, 2))
+    received = [device.downlink(d.first.data) for d in n.radio.sent]
+    assert [device.command(d) for d in received] == [
+        ("set_interval", {"interval_s": 60}),
+        ("set_interval", {"interval_s": 600}),
+    ]
+    assert [(d.f_pending, d.ack) for d in received] == [(True, False), (False, True)]
+    with pytest.raises(ValueError):
+        n.server.enqueue(registered, 10, bytes(12))  # more than DR2 carries under dwell
+
+
+def test_adr_ack_req_gets_an_empty_downlink(net, keys):
+    n = net()
+    device = abp_device(keys)
+    n.hear(device.uplink(1, bytes(9), adr_ack_req=True))
+    (downlink,) = n.radio.sent
+    assert device.downlink(downlink.first.data).fport is None
+
+
+def test_restart_keeps_sessions_and_counters(net, keys):
+    before = net()
+    otaa, abp = otaa_device(keys), abp_device(keys)
+    before.hear(otaa.join_request())
+    otaa.accept_join(before.radio.sent[0].first.data)
+    captured = [level(otaa, 0), level(abp, 0)]
+    for phy in captured:
+        before.hear(phy)
+    before.hear(level(abp, 1, confirmed=True))
+    before.close()
+    after = net()  # same state file: the gateway restarted
+    for phy in captured:
+        after.hear(phy)  # replayed after the restart
+    after.hear(level(otaa, 1))
+    after.hear(level(abp, 2, confirmed=True))
+    assert after.rejected == {"frame.fcnt_retransmission": 1, "frame.fcnt_replay": 1}
+    assert [u.radio["fcnt"] for u in after.forwarded] == [1, 2]
+    assert abp.downlink(after.radio.sent[0].first.data).fcnt == 1  # FCntDown continued
+
+
+def test_abp_keys_changed_in_the_registry_start_a_new_session(net, keys, tmp_path):
+    first = net()
+    device = abp_device(keys)
+    first.hear(level(device, 0))
+    first.close()
+    registry = yaml.safe_load((tmp_path / "devices.yaml").read_text())
+    registry["devices"][1]["abp"]["dev_addr"] = f"{ABP_ADDR + 1:08X}"
+    (tmp_path / "devices.yaml").write_text(yaml.safe_dump(registry))
+    second = net()
+    device.dev_addr, device.fcnt_up = ABP_ADDR + 1, 0
+    second.hear(level(device, 1))
+    assert len(second.forwarded) == 1 and second.rejected == {}
+
+
+@pytest.mark.parametrize(
+    ("net_id", "inside", "outside"),
+    [
+        (0x000000, 0x01FFFFFF, 0x02000000),
+        (0x000013, 0x26012345, 0x28000000),  # The Things Network's 26/27 prefix
+        (0x600001, 0xE002_1234, 0xE004_0000),  # type 3: 1110, an 11-bit NwkID, 17 free bits
+    ],
+)
+def test_dev_addr_space_follows_the_net_id(net_id, inside, outside):
+    space = DevAddrSpace.for_net_id(net_id)
+    assert inside in space and outside not in space
+
+
+def test_garbage_frames_are_rejected_by_reason(net):
+    n = net()
+    for phy in (b"", b"\x40\x01", b"\xe0" + bytes(20), b"\x40" + bytes(11)):
+        n.hear(phy)
+    assert sum(n.rejected.values()) == 4
+    assert set(n.rejected) <= {f"frame.{r}" for r in ("too_short", "bad_mtype", "unknown_dev_addr")}
