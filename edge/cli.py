@@ -44,6 +44,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 def load(path: Path) -> tuple[AgentFile, type, object]:
     file = AgentFile.load(path, AGENTS)
+    lora = file.host.lorawan
+    if file.host.link == "lorawan" and lora is not None:  # a missing key file fails here, not later
+        key = "lorawan.modem.app_key_file"
+        try:
+            lora.modem.app_key()
+        except OSError as exc:
+            raise ConfigError(path, key, f"a readable file ({exc.strerror})") from exc
+        except ValueError as exc:
+            raise ConfigError(path, key, "a file holding an AppKey of 32 hex digits") from exc
     agent_cls = load_agent(file.host.agent)
     return file, agent_cls, file.agent_config(agent_cls.Config)
 
@@ -58,7 +67,13 @@ def main(argv: list[str], prog: str = "machimori agent") -> int:
     host_cfg = file.host
     if args.action == "check":
         print(f"{args.config}: ok — {host_cfg.agent} agent for {host_cfg.device.id}")
-        print(f"  broker   {host_cfg.mqtt.host}:{host_cfg.mqtt.port}")
+        lora = host_cfg.lorawan
+        if host_cfg.link == "lorawan" and lora is not None:
+            modem = lora.modem
+            where = f"{modem.model} on {modem.port}"
+            print(f"  link     LoRaWAN AS923-1 via {where}, DR{modem.data_rate}, {lora.codec}")
+        else:
+            print(f"  broker   {host_cfg.mqtt.host}:{host_cfg.mqtt.port}")
         print(f"  outbox   {host_cfg.outbox.path} (max {host_cfg.outbox.max_messages} messages)")
         return 0
     logs.setup(args.log_level or host_cfg.log_level)

@@ -26,4 +26,5 @@ MISSING_REASONS = (
     "no_samples",
     "out_of_range",
     "unstable",
+    "stuck",  # one exact value for many cycles: a fouled or iced transducer
 )

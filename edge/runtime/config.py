@@ -87,7 +87,14 @@ def _convert(tp: Any, value: object, file: str | Path, key: str) -> Any:
         if value in typing.get_args(tp):
             return value
     elif origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        # A mapping is meant for the section among them: its own error names the inner key.
+        section = next((a for a in args if dataclasses.is_dataclass(a)), None)
+        if isinstance(value, dict) and section is not None:
+            return _convert(section, value, file, key)
+        for arg in args:
             try:
                 return _convert(arg, value, file, key)
             except ConfigError:

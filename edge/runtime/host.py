@@ -20,6 +20,7 @@ from edge.protocol.topics import check_device_id
 from edge.runtime.clock import Clock
 from edge.runtime.config import ConfigError, build, load_yaml
 from edge.runtime.health import Health
+from edge.runtime.lora_link import LoraLink, LorawanConfig
 from edge.runtime.outbox import Outbox, Sync, WhenFull
 from edge.runtime.uplink import MqttConfig, MqttUplink
 
@@ -48,11 +49,17 @@ class OutboxConfig:
 class HostConfig:
     device: DeviceConfig
     agent: str
+    link: Literal["mqtt", "lorawan"] = "mqtt"  # how messages leave: a broker, or a LoRa modem
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    lorawan: LorawanConfig | None = None
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     clock_speed: float = 1.0  # >1 only in simulation: the agent's schedule runs that much faster
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     flush_timeout_s: float = 5.0  # on SIGTERM, how long queued messages get to leave
+
+    def __post_init__(self) -> None:
+        if self.link == "lorawan" and self.lorawan is None:
+            raise ValueError("link: lorawan needs a lorawan section (modem, keys, codec)")
 
 
 class Agent(Protocol):
@@ -97,9 +104,12 @@ class AgentHost:
             when_full=oc.when_full,
             sync=oc.sync,
         )
-        self.uplink = MqttUplink(
-            config.mqtt, self.kind, self.device, self.outbox, self.health, self.clock, self._command
-        )
+        self.uplink: MqttUplink | LoraLink
+        shared = (self.outbox, self.health, self.clock, self._command)
+        if config.link == "lorawan" and config.lorawan is not None:
+            self.uplink = LoraLink(config.lorawan, self.device, *shared)
+        else:
+            self.uplink = MqttUplink(config.mqtt, self.kind, self.device, *shared)
         self._handlers: dict[str, Callable[[Envelope], None]] = {}
         self.stop = threading.Event()
 
@@ -142,10 +152,16 @@ class AgentHost:
         self.health.count("cmd_applied")
 
     def run(self, agent: Agent) -> None:
-        """Run ``agent`` until SIGTERM/SIGINT or until it returns, then shut down cleanly."""
+        """Run ``agent`` until SIGTERM/SIGINT or until it returns, then shut down cleanly.
+
+        Signals reach only the main thread; an agent run on another (several simulated gauges
+        in one process) is stopped by setting ``stop``.
+        """
+        in_main = threading.current_thread() is threading.main_thread()
         previous = {
             sig: signal.signal(sig, lambda *_: self.stop.set())
             for sig in (signal.SIGTERM, signal.SIGINT)
+            if in_main
         }
         self.uplink.start()
         try:

@@ -1,0 +1,139 @@
+"""The radio half of a simulated LoRaWAN modem: a real end device behind a packet forwarder.
+
+The AT-command simulators (``rak3172``, ``lora_e5``) hold one ``ModemRadio`` each: it keeps the
+device's keys, DevNonce, session and frame counters (``LoRaWANDevice``, built on the gateway's
+own frame and crypto code), puts each frame on the air by handing it to a ``PacketForwarderSim``
+that sends it to the gateway over real UDP, and catches the downlink meant for it.
+
+Timing: the gateway schedules a downlink by the concentrator's ``tmst`` (RX1 one second after an
+uplink, five after a Join-Request); the simulated forwarder delivers it as soon as the PULL_RESP
+arrives, so a join or a confirmed uplink takes milliseconds, not seconds. A modem that hears
+nothing within ``rx_window_s`` (real seconds) reports what a real one reports after its RX2
+window: no Join-Accept, no acknowledgement. Several modems may share one forwarder: each offers
+every downlink to its own device, which rejects frames for another DevAddr or another AppKey.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from gateway.lorawan.frames import FrameError
+from gateway.lorawan.region import DEFAULT_CHANNELS_HZ, datr_from_dr
+from gateway.lorawan.registry import Registry
+from sim.devices.lorawan_device import Downlink, LoRaWANDevice
+from sim.devices.packet_forwarder import PacketForwarderSim, ReceivedDownlink
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What a modem is provisioned with for OTAA."""
+
+    dev_eui: int
+    app_key: bytes
+    join_eui: int = 0
+
+    @classmethod
+    def from_registry(cls, path: str | Path, device_id: str) -> Keys:
+        """The keys the gateway's device registry holds for ``device_id``."""
+        device = Registry.load(path).by_id[device_id]
+        if device.otaa is None:
+            raise ValueError(f"{device_id} is not an OTAA device in {path}")
+        return cls(device.dev_eui_int, device.otaa.app_key_bytes, device.otaa.join_eui_int)
+
+
+class ModemRadio:
+    """A LoRaWAN end device on the air. Blocking calls; the AT simulator runs them off its
+    serial thread."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        forwarder: PacketForwarderSim,
+        *,
+        rx_window_s: float = 1.0,
+        rssi: int = -95,
+        lsnr: float = 6.5,
+        dev_nonce: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        """``dev_nonce``: the first DevNonce; a gateway that remembers an earlier run of the same
+        device refuses the ones it has seen."""
+        self.device = LoRaWANDevice(keys.dev_eui, app_key=keys.app_key, join_eui=keys.join_eui)
+        self.device.dev_nonce = dev_nonce
+        self.forwarder = forwarder
+        self.rx_window_s = rx_window_s
+        self.rssi = rssi
+        self.lsnr = lsnr
+        self.uplinks = 0  # frames put on the air, joins included
+        self._rng = random.Random(seed)
+        self._inbox: queue.Queue[ReceivedDownlink] = queue.Queue()
+        self._listening = threading.Event()
+        forwarder.on_downlink(self._heard)
+
+    @property
+    def joined(self) -> bool:
+        return self.device.joined
+
+    def forget_session(self) -> None:
+        """A reset: the session is gone; the DevNonce counter survives, as in the modem's NVM."""
+        self.device.dev_addr = self.device.nwk_s_key = self.device.app_s_key = None
+
+    def join(self, dr: int) -> bool:
+        """One Join-Request; True when a Join-Accept for this device came back."""
+        self.forget_session()
+        accepted = self._exchange(self.device.join_request(), dr, self.device.accept_join)
+        return accepted is not None
+
+    def send(
+        self, port: int, payload: bytes, *, confirmed: bool, dr: int
+    ) -> tuple[bool, Downlink | None]:
+        """One data uplink: (acknowledged, the downlink that came back, if any)."""
+        frame = self.device.uplink(port, payload, confirmed=confirmed)
+        downlink = self._exchange(frame, dr, self.device.downlink)
+        return (downlink is not None and downlink.ack), downlink
+
+    def _heard(self, received: ReceivedDownlink) -> None:
+        if self._listening.is_set():
+            self._inbox.put(received)
+
+    def _exchange(self, phy: bytes, dr: int, accept: Callable[[bytes], T]) -> T | None:
+        """Transmit ``phy``; the first downlink ``accept`` takes within the receive window."""
+        while not self._inbox.empty():  # what came after an earlier window closed is not ours
+            self._inbox.get_nowait()
+        self._listening.set()
+        try:
+            self.uplinks += 1
+            try:
+                self.forwarder.uplink(
+                    phy,
+                    freq_hz=self._rng.choice(DEFAULT_CHANNELS_HZ),
+                    datr=datr_from_dr(dr),
+                    rssi=self.rssi,
+                    lsnr=self.lsnr,
+                    wait_ack=False,
+                )
+            except OSError as exc:  # the server is down: the forwarder's datagram is lost
+                log.debug("forwarder could not push: %s", exc)
+            deadline = time.monotonic() + self.rx_window_s
+            while True:
+                try:
+                    received = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    return None
+                try:
+                    return accept(received.txpk.data)
+                except (FrameError, ValueError, RuntimeError):
+                    continue  # another device's downlink
+        finally:
+            self._listening.clear()
