@@ -83,7 +83,8 @@ class Forwarder:
     def forward(self, uplink: Uplink) -> int | None:
         """Queue the envelope and return its seq, for the caller to persist with its own state
         (after the message, so a crash in between repeats a message rather than losing it).
-        None when the payload did not decode (an error event is queued instead)."""
+        None when nothing was queued: the payload did not decode (an error event is queued
+        instead), or it repeats a reading already forwarded."""
         device = uplink.device
         try:
             message = device.payload_codec.decode(uplink.fport, uplink.payload)
@@ -94,6 +95,15 @@ class Forwarder:
             self._last_seq[device.id] = self.store.last_seq(device.id)
         last = self._last_seq[device.id]
         seq = widen_seq(last, message.seq_low)
+        if last is not None and seq <= last:
+            # A new frame with an old seq: the device resent a reading whose ACK it missed.
+            # Devices send oldest first, so it was forwarded already; it is acknowledged, not
+            # forwarded twice.
+            self.stats.reject("forward.repeated_seq")
+            log.info(
+                "repeated reading dropped", extra={"fields": {"device": device.id, "seq": seq}}
+            )
+            return None
         data = {**message.data, "radio": uplink.radio}
         envelope = Envelope(device.id, seq, utc_timestamp(message.ts), message.type, data)
         try:

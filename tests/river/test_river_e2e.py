@@ -27,7 +27,7 @@ from edge.runtime.outbox import Outbox
 from sim.devices.river_gauge import SimulatedLoraGauge
 from sim.scenarios import BaseFlow, Fault, crossings, flood_through_all_levels
 
-SPEED = 1000.0
+SPEED = 500.0
 LEVELS = {"standby": 1.2, "caution": 1.8, "evacuation": 2.4, "danger": 2.9}
 THRESHOLDS = list(LEVELS.values())
 MOUNT_M = 4.5
@@ -42,7 +42,7 @@ END_S = 12200.0
 AIR_C = 5.0  # 2.7 % slower sound than the sensor assumes: 5 cm at 2 m, if not corrected
 # A02YYUW: ±(1 cm + 0.3 % of the distance); and the water moves during a burst of 5 frames.
 BURST_SPAN_S = 9 * 0.005 * SPEED
-SLACK_S = 0.2 * SPEED  # thread scheduling, the burst, and delivery through the gateway
+SLACK_S = 0.3 * SPEED  # thread scheduling, the burst, and delivery through the gateway
 
 
 STEEPEST_M_PER_S = max(abs(FLOOD.level_at(t + 1) - FLOOD.level_at(t)) for t in range(0, 12000, 5))
@@ -134,23 +134,13 @@ def test_flash_flood_through_all_levels_and_a_gateway_outage(flood_rig):
     ):
         time.sleep(0.05)
 
-    # Every seq the agent issued arrived, oldest first. A copy is possible where the gateway
-    # went away between taking an uplink and acknowledging it (LoRaWAN, like MQTT QoS 1, is at
-    # least once): the same reading, which consumers drop by (device, seq).
+    # Every seq the agent issued arrived once, oldest first. A reading resent because its ACK was
+    # lost in the outage is acknowledged by the gateway but not forwarded again.
     last_seq = host.outbox.counters()["last_seq"]
     received = sorted(arrivals.messages, key=lambda m: m[0])
-    first: dict[int, tuple] = {}
-    for _, _, envelope in received:
-        reading = (envelope.ts, envelope.type, without_radio(envelope))
-        assert first.setdefault(envelope.seq, reading) == reading
+    seqs = [envelope.seq for _, _, envelope in received]
     assert host.outbox.depth == 0, f"still queued: {host.health.snapshot()}"
-    assert sorted(first) == list(range(last_seq + 1)), "lost readings"
-    assert list(first) == sorted(first), "not oldest first"
-    copies = [
-        e for i, (_, _, e) in enumerate(received) if e.seq in {x.seq for *_, x in received[:i]}
-    ]
-    for copy in copies:
-        assert down - CYCLE_S - SLACK_S <= scenario_s(clock, copy) <= up + CYCLE_S, copy
+    assert seqs == list(range(last_seq + 1)), "lost, repeated or reordered readings"
     held = [t for t, _, e in received if down <= scenario_s(clock, e) < up]
     assert held and min(held) >= up, "readings taken in the outage wait for the gateway"
 
