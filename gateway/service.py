@@ -21,7 +21,6 @@ import base64
 import json
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -57,28 +56,6 @@ class GatewayHealth(Health):
         return super().snapshot({**(extra or {}), "lorawan": self.stats.snapshot()})
 
 
-class GatewayUplink(MqttUplink):
-    """The agent uplink, also subscribed to every device's ``cmd``: the gateway speaks for its
-    LoRaWAN devices. ``on_device_command(topic, payload)`` runs on paho's network thread and
-    returns before the PUBACK goes out, so a command it stored durably is never lost."""
-
-    def __init__(
-        self, *args: Any, on_device_command: Callable[[str, bytes], None], **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.on_device_command = on_device_command
-
-    def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
-        super()._on_connect(client, userdata, flags, reason, props)
-        if self.connected.is_set():
-            client.subscribe(COMMANDS, qos=1)
-
-    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        self.on_device_command(message.topic, message.payload)
-
-
 class GatewayService:
     """One gateway, built from its config. ``run(stop)`` blocks until ``stop`` is set."""
 
@@ -99,14 +76,16 @@ class GatewayService:
             sync=oc.sync,
         )
         self.store = SessionStore(config.state.path, sync=config.state.sync)
-        self.uplink = GatewayUplink(
+        # The gateway speaks for its LoRaWAN devices: it takes every device's commands.
+        self.uplink = MqttUplink(
             config.mqtt,
             KIND,
             self.id,
             self.outbox,
             self.health,
             self.clock,
-            on_device_command=self._device_command,
+            on_message=self._device_command,
+            subscriptions=(COMMANDS,),
         )
         self.forwarder = Forwarder(self.outbox, self.store, self.stats, self.clock)
         self.network = NetworkServer(

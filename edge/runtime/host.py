@@ -105,11 +105,20 @@ class AgentHost:
             sync=oc.sync,
         )
         self.uplink: MqttUplink | LoraLink
-        shared = (self.outbox, self.health, self.clock, self._command)
         if config.link == "lorawan" and config.lorawan is not None:
-            self.uplink = LoraLink(config.lorawan, self.device, *shared)
+            self.uplink = LoraLink(
+                config.lorawan, self.device, self.outbox, self.health, self.clock, self._command
+            )
         else:
-            self.uplink = MqttUplink(config.mqtt, self.kind, self.device, *shared)
+            self.uplink = MqttUplink(
+                config.mqtt,
+                self.kind,
+                self.device,
+                self.outbox,
+                self.health,
+                self.clock,
+                on_message=lambda _topic, payload: self._command(payload),
+            )
         self._handlers: dict[str, Callable[[Envelope], None]] = {}
         self.stop = threading.Event()
 

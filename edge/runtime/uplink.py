@@ -19,8 +19,8 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -80,15 +80,6 @@ def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> 
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-@dataclass
-class _Shared:
-    """State the network thread (paho callbacks) hands to the pump thread."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    acked_mids: list[int] = field(default_factory=list)
-    commands: list[mqtt.MQTTMessage] = field(default_factory=list)
-
-
 class MqttUplink:
     def __init__(
         self,
@@ -98,7 +89,8 @@ class MqttUplink:
         outbox: Outbox,
         health: Health,
         clock: Clock,
-        on_command: Callable[[bytes], None] | None = None,
+        on_message: Callable[[str, bytes], None] | None = None,
+        subscriptions: Sequence[str] | None = None,
     ) -> None:
         self.config = config
         self.kind = kind
@@ -106,18 +98,25 @@ class MqttUplink:
         self.outbox = outbox
         self.health = health
         self.clock = clock
-        self.on_command = on_command
+        # Messages from the city: by default this device's own cmd topic. The handler runs on
+        # the network thread before the PUBACK goes out, so what it stores durably is not lost.
+        self.on_message = on_message
         self.connected = threading.Event()
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._closing = False  # set by stop(): the disconnect that follows is ours, not news
-        self._shared = _Shared()
+        self._acked_lock = threading.Lock()
+        self._acked_mids: list[int] = []  # PUBACKs from the network thread, for the pump
         self._mids: dict[int, int] = {}  # paho mid -> outbox id, pump thread only
         self._handed = 0  # highest outbox id handed to paho
         self._rng = random.Random()
         self._threads: list[threading.Thread] = []
         self._status_topic = str(Topic(kind, device, "status"))
-        self._cmd_topic = str(Topic(kind, device, "cmd"))
+        self.subscriptions = (
+            tuple(subscriptions)
+            if subscriptions is not None
+            else (str(Topic(kind, device, "cmd")),)
+        )
         self.client = self._make_client()
 
     # -- setup --------------------------------------------------------------------------------
@@ -160,7 +159,8 @@ class MqttUplink:
             log.warning("broker refused connection", extra={"fields": {"reason": str(reason)}})
             return
         self._attempt = 0
-        client.subscribe(self._cmd_topic, qos=1)
+        for subscription in self.subscriptions:
+            client.subscribe(subscription, qos=1)
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
         self.health.count("connects")
         log.info("connected", extra={"fields": {"broker": self._where()}})
@@ -176,14 +176,19 @@ class MqttUplink:
         self.connected.clear()
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _r: object, _p: object) -> None:
-        with self._shared.lock:
-            self._shared.acked_mids.append(mid)
+        with self._acked_lock:
+            self._acked_mids.append(mid)
         self.wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        with self._shared.lock:
-            self._shared.commands.append(message)
-        self.wake.set()
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(message.topic, message.payload)
+        except Exception as exc:  # a handler's bug must not take the connection down
+            self.health.count("message_errors")
+            self.health.error(f"handling {message.topic} failed: {exc}")
+            log.exception("message handler failed", extra={"fields": {"topic": message.topic}})
 
     # -- threads ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -236,7 +241,6 @@ class MqttUplink:
             self.wake.wait(timeout=1.0)
             self.wake.clear()
             self._apply_acks()
-            self._dispatch_commands()
             if not self.connected.is_set():
                 continue
             self._hand_over()
@@ -245,8 +249,8 @@ class MqttUplink:
                 self.publish_status("online")
 
     def _apply_acks(self) -> None:
-        with self._shared.lock:
-            mids, self._shared.acked_mids = self._shared.acked_mids, []
+        with self._acked_lock:
+            mids, self._acked_mids = self._acked_mids, []
         ids = [self._mids.pop(mid) for mid in mids if mid in self._mids]
         if ids:
             self.outbox.ack(ids)
@@ -260,13 +264,6 @@ class MqttUplink:
             info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
             self._mids[info.mid] = message.id
             self._handed = message.id
-
-    def _dispatch_commands(self) -> None:
-        with self._shared.lock:
-            commands, self._shared.commands = self._shared.commands, []
-        for message in commands:
-            if self.on_command is not None:
-                self.on_command(message.payload)
 
     def publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
         return self.client.publish(self._status_topic, self._status(state), qos=1, retain=True)
