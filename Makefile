@@ -1,11 +1,11 @@
 # The two commands of the quick start: `make demo` and `make test`.
 # Both create .venv, install the package with the extras they need, and install Debian packages
-# (mosquitto) with apt-get when they are missing.
+# (mosquitto, postgresql, chromium) with apt-get when they are missing.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_DEPS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients
+DEBIAN_DEPS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients initdb:postgresql chromium:chromium
 SHARED_LAYOUT_CHECK := ../shared/tools/check_layout.py
 
 .PHONY: demo test lint format bench clean system-deps
@@ -13,7 +13,7 @@ SHARED_LAYOUT_CHECK := ../shared/tools/check_layout.py
 $(BIN)/machimori: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,gateway]'
+	$(BIN)/pip install --quiet -e '.[dev,gateway,store,camera]'
 	touch $@
 
 system-deps:
@@ -35,7 +35,7 @@ format: $(BIN)/machimori
 	$(BIN)/ruff check --fix .
 
 bench: $(BIN)/machimori system-deps
-	$(BIN)/python bench/outbox.py
+	for b in outbox gateway river store camera; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -6,7 +6,9 @@ missing=()
 for pair in "$@"; do
   cmd=${pair%%:*}
   pkg=${pair#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1 && ! PATH="/usr/sbin:/usr/local/sbin:/usr/lib/postgresql/15/bin:$PATH" command -v "$cmd" >/dev/null 2>&1; then
+  # also where Debian keeps daemons and versioned PostgreSQL binaries, outside a user's PATH
+  extra=$(printf '%s:' /usr/sbin /usr/local/sbin /usr/lib/postgresql/*/bin)
+  if ! PATH="$PATH:$extra" command -v "$cmd" >/dev/null 2>&1; then
     missing+=("$pkg")
   fi
 done

@@ -25,12 +25,25 @@ DeviceQuery = Annotated[
     str | None, Query(pattern=DEVICE_ID.pattern, description="only this device")
 ]
 TypeQuery = Annotated[str | None, Query(pattern=TYPE.pattern, description="only this message type")]
+# RFC 3339 with a timezone: a time without one would mean UTC to a server and JST to a person.
+RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$"
 StartQuery = Annotated[
-    datetime | None,
-    Query(alias="from", description="start, inclusive (RFC 3339 with a timezone)"),
+    str | None,
+    Query(
+        alias="from",
+        pattern=RFC3339,
+        description="start, inclusive: RFC 3339 with a timezone, e.g. 2026-11-22T10:00:00+09:00",
+        json_schema_extra={"format": "date-time"},
+    ),
 ]
 EndQuery = Annotated[
-    datetime | None, Query(alias="to", description="end, exclusive (default: now)")
+    str | None,
+    Query(
+        alias="to",
+        pattern=RFC3339,
+        description="end, exclusive (default: now)",
+        json_schema_extra={"format": "date-time"},
+    ),
 ]
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_POINTS, description="at most this many rows")]
 
@@ -39,16 +52,20 @@ def bad_request(detail: str) -> HTTPException:
     return HTTPException(status_code=400, detail=detail)
 
 
+def _moment(name: str, text: str) -> int:
+    try:
+        return to_ms(datetime.fromisoformat(text))
+    except ValueError as exc:
+        raise bad_request(f"{name}: not a real date and time: {text!r}") from exc
+
+
 def time_range(
-    start: datetime | None, end: datetime | None, now_ms: int, default_span_ms: int
+    start: str | None, end: str | None, now_ms: int, default_span_ms: int
 ) -> tuple[int, int]:
     """[start, end) in milliseconds; a missing end is now, a missing start ``default_span_ms``
     before the end."""
-    for name, value in (("from", start), ("to", end)):
-        if value is not None and value.tzinfo is None:
-            raise bad_request(f"{name}: give a timezone, e.g. 2026-11-22T10:00:00Z or +09:00")
-    end_ms = to_ms(end) if end is not None else now_ms
-    start_ms = to_ms(start) if start is not None else end_ms - default_span_ms
+    end_ms = _moment("to", end) if end is not None else now_ms
+    start_ms = _moment("from", start) if start is not None else end_ms - default_span_ms
     if start_ms >= end_ms:
         raise bad_request("from must be before to")
     return start_ms, end_ms

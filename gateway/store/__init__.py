@@ -1,0 +1,1 @@
+"""The city store: MQTT ingest, SQLite/PostgreSQL storage and retention (docs/store.md)."""

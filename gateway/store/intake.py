@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from edge.protocol import Envelope, EnvelopeError, Status, Topic, TopicError
 from edge.protocol.envelope import parse_timestamp
@@ -122,6 +123,12 @@ class Batch:
         return len(self.messages) + len(self.statuses) + len(self.images) + len(self.rejections)
 
 
+@lru_cache(maxsize=16384)
+def _topic(name: str) -> Topic:
+    """Topics repeat (one per device and channel), so each is checked once, not per message."""
+    return Topic.parse(name)
+
+
 def classify(
     topic_name: str, payload: bytes, max_image_bytes: int, keep_bytes: int = 65536
 ) -> Record | None:
@@ -131,7 +138,7 @@ def classify(
         return Rejection(topic_name[:512], reason, detail[:1000], payload[:keep_bytes])
 
     try:
-        topic = Topic.parse(topic_name)
+        topic = _topic(topic_name)
     except TopicError as exc:
         return reject("bad_topic", str(exc))
     if topic.channel == "cmd":

@@ -1,0 +1,1 @@
+"""The public river page, the staff page behind a login, and the HTTP server serving them."""
