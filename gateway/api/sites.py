@@ -19,7 +19,7 @@ LEVELS = ("standby", "caution", "evacuation", "danger")
 STATES = ("normal", *LEVELS, "missing")
 READING_TYPE = "level"
 LEVEL_FIELD = "level_m"
-TREND_WINDOW_MS = 60 * 60_000  # the trend is the rise over the last hour of readings
+TREND_WINDOW_MS = 30 * 60_000  # the trend is the slope of the last half hour of readings
 TREND_MIN_SPAN_MS = 15 * 60_000
 STEADY_M_PER_H = 0.05
 
@@ -54,13 +54,26 @@ class Site:
     name_en: str = ""
     river_en: str = ""
     stale_after_min: float = 30.0  # no reading for this long shows 欠測
+    # Below its observation-start level a gauge reports only news and a daily heartbeat (see
+    # docs/river.md), so its silence means 欠測 only after quiet_stale_after_h.
+    observe_from_m: float | None = None
+    quiet_stale_after_h: float = 25.0
 
     def __post_init__(self) -> None:
         check_device_id(self.device)
         if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
             raise ValueError("lat/lon out of range")
-        if self.stale_after_min <= 0:
-            raise ValueError("stale_after_min must be > 0")
+        if self.stale_after_min <= 0 or self.quiet_stale_after_h <= 0:
+            raise ValueError("stale_after_min and quiet_stale_after_h must be > 0")
+
+    def stale_after_ms(self, level_m: float | None) -> float:
+        """How long silence is normal after a reading of ``level_m`` (None: a 欠測 report)."""
+        quiet = (
+            self.observe_from_m is not None
+            and level_m is not None
+            and level_m < self.observe_from_m
+        )
+        return self.quiet_stale_after_h * 3_600_000 if quiet else self.stale_after_min * 60_000
 
 
 @dataclass
@@ -103,10 +116,11 @@ class SiteNow:
 def site_now(site: Site, latest: LatestRow | None, store: Store, now_ms: int) -> SiteNow:
     if latest is None:
         return SiteNow(site, "missing", None, None, "no_data", None)
-    if now_ms - latest.ts_ms > site.stale_after_min * 60_000:
-        return SiteNow(site, "missing", None, latest.ts_ms, "stale", None)
     level = latest.data.get(LEVEL_FIELD)
-    if isinstance(level, bool) or not isinstance(level, int | float):
+    is_level = isinstance(level, int | float) and not isinstance(level, bool)
+    if now_ms - latest.ts_ms > site.stale_after_ms(float(level) if is_level else None):
+        return SiteNow(site, "missing", None, latest.ts_ms, "stale", None)
+    if not is_level:
         reason = str(latest.data.get("missing") or "no_level")
         return SiteNow(site, "missing", None, latest.ts_ms, reason, None)
     return SiteNow(
@@ -129,11 +143,14 @@ def _trend(site: Site, latest: LatestRow, store: Store) -> float | None:
         None,
         1000,
     )
-    values = [(p.start_ms, p.avg) for p in points if p.avg is not None]
-    if len(values) < 2 or values[-1][0] - values[0][0] < TREND_MIN_SPAN_MS:
+    values = [(p.start_ms / 3_600_000, p.avg) for p in points if p.avg is not None]
+    if len(values) < 2 or (values[-1][0] - values[0][0]) * 3_600_000 < TREND_MIN_SPAN_MS:
         return None
-    (t0, v0), (t1, v1) = values[0], values[-1]
-    return round((v1 - v0) / ((t1 - t0) / 3_600_000), 3)
+    # least squares: one noisy reading does not flip the arrow
+    mean_t = sum(t for t, _ in values) / len(values)
+    mean_v = sum(v for _, v in values) / len(values)
+    spread = sum((t - mean_t) ** 2 for t, _ in values)
+    return round(sum((t - mean_t) * (v - mean_v) for t, v in values) / spread, 3)
 
 
 def sites_now(store: Store, sites: list[Site], now_ms: int) -> list[SiteNow]:

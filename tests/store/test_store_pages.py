@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from store_helpers import JPEG, STAFF_PASSWORD, STAFF_USER, get, stored, wait_until
+import yaml
+from store_helpers import JPEG, SITES, STAFF_PASSWORD, STAFF_USER, get, stored, wait_until
 
 from edge.protocol import Topic
 
@@ -73,7 +74,8 @@ def test_every_site_with_its_charts_and_missing_gauges_shown_as_missing(
     time.sleep(running_store.service.config.http.refresh_s)
     tab.goto(running_store.url)
     sites = tab.evaluate("[...document.querySelectorAll('section.site')].map(s => s.id)")
-    assert sites == ["site-river-01", "site-river-02", "site-river-03"]
+    configured = yaml.safe_load(SITES.read_text())["sites"]
+    assert sites == [f"site-{s['device']}" for s in configured]
     assert badge(tab, "river-01") == ["平常", "rgb(232, 238, 245)"]
     assert badge(tab, "river-02") == ["欠測", GREY]
     assert badge(tab, "river-03") == ["欠測", GREY]
