@@ -28,7 +28,6 @@ import paho.mqtt.client as mqtt
 from edge.protocol import Envelope, EnvelopeError, Topic
 from edge.runtime.clock import Clock
 from edge.runtime.health import Health
-from edge.runtime.outbox import Outbox
 from edge.runtime.uplink import MqttConfig, MqttUplink
 from gateway.config import GatewayConfig
 from gateway.forward import Forwarder, Uplink
@@ -66,15 +65,7 @@ class GatewayService:
         self.stats = Stats(self.clock)
         self.health = GatewayHealth(self.clock, self.stats)
         self.registry = Registry.load(config.registry, need_keys=config.mode == "udp")
-        oc = config.outbox
-        self.outbox = Outbox(
-            oc.path,
-            self.id,
-            max_messages=oc.max_messages,
-            max_bytes=oc.max_bytes,
-            when_full=oc.when_full,
-            sync=oc.sync,
-        )
+        self.outbox = config.outbox.open(self.id)
         self.store = SessionStore(config.state.path, sync=config.state.sync)
         # The gateway speaks for its LoRaWAN devices: it takes every device's commands.
         self.uplink = MqttUplink(

@@ -19,7 +19,7 @@ from typing import Any
 
 import websocket
 
-from sim.broker import MissingDependency
+from sim.broker import MissingDependency, stop_process
 
 # The Debian wrapper script /usr/bin/chromium adds nothing a test needs and complains on stderr.
 CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser")
@@ -139,13 +139,7 @@ class Chromium:
             except OSError:
                 pass
             self._ws = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout_s=10)
         self.proc = None
         self._tmp.cleanup()
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sim.broker import MissingDependency, free_port
+from sim.broker import MissingDependency, free_port, stop_process
 
 BINARY_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 RUN_AS_ROOT_USER = "postgres"
@@ -119,13 +119,7 @@ class Postgres:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: ends open sessions too
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGINT, 15)  # SIGINT, "fast" shutdown: ends sessions too
         self.proc = None
 
     def close(self) -> None:

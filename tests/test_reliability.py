@@ -153,12 +153,13 @@ def test_sigkill_mid_stream_loses_nothing_and_reuses_no_seq(broker, rig, watch):
 
 
 def test_outbox_full_drops_oldest_and_says_so(own_broker, rig, watch):
-    own_broker.stop()  # the link is down from the start
+    # the city subscribes (a persistent session the broker keeps), then the link goes down
+    watcher = watch(own_broker, f"machimori/v1/river/{DEVICE}/#")
+    own_broker.stop()
     agent = rig(own_broker, max_messages=10)
     agent.start()
     time.sleep(3.0)  # ~30 readings into an outbox of 10
     own_broker.start()
-    watcher = watch(own_broker, f"machimori/v1/river/{DEVICE}/#")
     watcher.collect(count_at_least(15))
     assert agent.kill(signal.SIGTERM) == 0
     seen = watcher.collect(lambda s: statuses(s) and statuses(s)[-1].state == "offline")

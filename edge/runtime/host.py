@@ -44,6 +44,16 @@ class OutboxConfig:
     when_full: WhenFull = "drop_oldest"  # or refuse_new; see edge/runtime/outbox.py
     sync: Sync = "full"  # full survives power loss; normal only a crash, and is faster
 
+    def open(self, device: str) -> Outbox:
+        return Outbox(
+            self.path,
+            device,
+            max_messages=self.max_messages,
+            max_bytes=self.max_bytes,
+            when_full=self.when_full,
+            sync=self.sync,
+        )
+
 
 @dataclass
 class HostConfig:
@@ -95,15 +105,7 @@ class AgentHost:
         self.kind = config.device.kind
         self.clock = clock or Clock(config.clock_speed)
         self.health = Health(self.clock)
-        oc = config.outbox
-        self.outbox = Outbox(
-            oc.path,
-            self.device,
-            max_messages=oc.max_messages,
-            max_bytes=oc.max_bytes,
-            when_full=oc.when_full,
-            sync=oc.sync,
-        )
+        self.outbox = config.outbox.open(self.device)
         self.uplink: MqttUplink | LoraLink
         if config.link == "lorawan" and config.lorawan is not None:
             self.uplink = LoraLink(

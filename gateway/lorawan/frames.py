@@ -16,6 +16,7 @@ import hmac
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
+from edge.protocol.errors import ReasonedError
 from gateway.lorawan import crypto
 
 MIC_LEN = crypto.MIC_LEN
@@ -26,12 +27,8 @@ JOIN_ACCEPT_LENS = (17, 33)  # without / with the 16-octet CFList
 MIN_DATA_LEN = 12  # MHDR | DevAddr | FCtrl | FCnt | MIC
 
 
-class FrameError(ValueError):
+class FrameError(ReasonedError):
     """A PHYPayload that cannot be accepted; ``reason`` is stable and machine-readable."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 class MType(IntEnum):

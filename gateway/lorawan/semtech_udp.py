@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
 
+from edge.protocol.errors import ReasonedError
+
 PROTOCOL_VERSION = 2
 ACCEPTED_VERSIONS = (1, 2)
 HEADER_LEN = 4  # version | token (2) | identifier
@@ -25,12 +27,8 @@ EUI_HEADER_LEN = 12  # ... | gateway EUI (8)
 TX_OK = "NONE"
 
 
-class UdpError(ValueError):
+class UdpError(ReasonedError):
     """A datagram that cannot be accepted; ``reason`` is stable and machine-readable."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 class Identifier(IntEnum):

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from edge.protocol.errors import ReasonedError
+
 # Seconds since this epoch fit a uint32 until 2156.
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 SEQ_MODULUS = 1 << 16
 
 
-class CodecError(ValueError):
-    """A payload that does not decode. ``reason`` is stable, for rejection counters."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class CodecError(ReasonedError):
+    """A payload that does not decode, or a message with no binary form."""
 
 
 @dataclass(frozen=True)
