@@ -93,7 +93,7 @@ def test_csv_export_opens_in_a_spreadsheet(api):
 
 def test_sites_and_their_geojson(api):
     sites = get_json(api.url + "api/v1/sites")["sites"]
-    assert [s["device"] for s in sites] == ["river-01", "river-02", "river-03"]
+    assert [s["device"] for s in sites] == ["river-01", "river-02", "river-03", "river-04"]
     assert sites[0]["state"] == "normal" and sites[0]["level_m"] == 1.0
     assert sites[1]["state"] == "missing" and sites[1]["missing"] == "no_data"
     geo = json.loads(get(api.url + "api/v1/sites.geojson")[2])

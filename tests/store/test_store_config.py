@@ -12,7 +12,7 @@ from gateway.store.config import load_config
 
 def test_example_sites_have_four_rising_levels():
     sites = load_sites(SITES)
-    assert [s.device for s in sites] == ["river-01", "river-02", "river-03"]
+    assert [s.device for s in sites] == ["river-01", "river-02", "river-03", "river-04"]
     for site in sites:
         levels = [getattr(site.levels_m, name) for name in LEVELS]
         assert levels == sorted(levels)

@@ -15,7 +15,7 @@ def test_each_site_is_three_entities_with_typed_attributes(api):
         "urn:ngsi-ld:FloodMonitoring:river-01",
         "urn:ngsi-ld:Device:river-01",
     ]
-    assert len(entities) == 9  # three sites
+    assert len(entities) == 12  # four sites
     water, flood, device = entities[:3]
     assert water["type"] == "WaterObserved"
     assert water["height"] == {
@@ -40,14 +40,19 @@ def test_filters_key_values_and_count(api):
         api.url + "ngsi/v2/entities?type=FloodMonitoring&options=keyValues,count&limit=2"
     )
     rows = json.loads(body)
-    assert status == 200 and headers["fiware-total-count"] == "3"
+    assert status == 200 and headers["fiware-total-count"] == "4"
     assert [r["id"] for r in rows] == [
         "urn:ngsi-ld:FloodMonitoring:river-01",
         "urn:ngsi-ld:FloodMonitoring:river-02",
     ]
     assert rows[0]["currentLevel"] == 1.0 and rows[0]["stationID"] == "river-01"
     page2 = get_json(api.url + "ngsi/v2/entities?type=FloodMonitoring&offset=2&limit=2")
-    assert [r["id"] for r in page2] == ["urn:ngsi-ld:FloodMonitoring:river-03"]
+    assert [r["id"] for r in page2] == [
+        "urn:ngsi-ld:FloodMonitoring:river-03",
+        "urn:ngsi-ld:FloodMonitoring:river-04",
+    ]
+    page3 = get_json(api.url + "ngsi/v2/entities?type=FloodMonitoring&offset=4&limit=2")
+    assert page3 == []
     picked = get_json(api.url + "ngsi/v2/entities?idPattern=river-0[23]$&attrs=name&type=Device")
     assert picked == [
         {
