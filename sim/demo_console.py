@@ -90,6 +90,8 @@ class CityConsole:
             seen.events += topic.channel == "event"
             if topic.channel == "telemetry":
                 seen.last = describe(envelope)
+            if "radio" in envelope.data:  # LoRaWAN devices have no status: their gateway does
+                seen.status = "via LoRaWAN gateway"
         via = " via LoRaWAN" if "radio" in envelope.data else ""
         mark = "!" if topic.channel == "event" else " "
         self._print(
