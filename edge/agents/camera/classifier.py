@@ -98,6 +98,11 @@ class Model:
             raise ModelError(f"{path}: unsupported input type {self._input['dtype'].__name__}")
         self.height, self.width, self.channels = int(shape[1]), int(shape[2]), int(shape[3])
         self.input_type = np.dtype(self._input["dtype"]).name
+        self._bind_outputs(interpreter.get_output_details())
+
+    def _bind_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        """Check the model's outputs fit this kind of model, and remember them."""
+        raise NotImplementedError
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -129,21 +134,13 @@ class Model:
 class Classifier(Model):
     kind = "classifier"
 
-    def __init__(
-        self,
-        interpreter: Any,
-        path: Path,
-        labels: list[str],
-        labels_path: Path,
-        mean: float,
-        std: float,
-    ) -> None:
-        super().__init__(interpreter, path, labels, labels_path, mean, std)
-        (self._out,) = interpreter.get_output_details()
+    def _bind_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        (self._out,) = outputs
         n = int(np.prod(self._out["shape"]))
-        if n != len(labels):
+        if n != len(self.labels):
             raise ModelError(
-                f"{labels_path}: {len(labels)} labels, but {path} classifies into {n} classes"
+                f"{self.labels_path}: {len(self.labels)} labels, "
+                f"but {self.path} classifies into {n} classes"
             )
 
     def classify(self, rgb: np.ndarray) -> np.ndarray:
@@ -159,22 +156,12 @@ class Classifier(Model):
 class Detector(Model):
     kind = "detector"
 
-    def __init__(
-        self,
-        interpreter: Any,
-        path: Path,
-        labels: list[str],
-        labels_path: Path,
-        mean: float,
-        std: float,
-    ) -> None:
-        super().__init__(interpreter, path, labels, labels_path, mean, std)
-        outs = interpreter.get_output_details()
+    def _bind_outputs(self, outs: list[dict[str, Any]]) -> None:
         boxes = [o for o in outs if len(o["shape"]) == 3 and o["shape"][-1] == 4]
         count = [o for o in outs if int(np.prod(o["shape"])) == 1]
         rest = [o for o in outs if o not in boxes and o not in count]
         if len(boxes) != 1 or len(count) != 1 or len(rest) != 2:
-            raise ModelError(f"{path}: outputs are not boxes, classes, scores and count")
+            raise ModelError(f"{self.path}: outputs are not boxes, classes, scores and count")
         named = {("score" in o["name"].lower()): o for o in rest}
         # by name when the exporter named them; the post-processing op's order otherwise
         classes, scores = (named[False], named[True]) if len(named) == 2 else rest
