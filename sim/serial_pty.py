@@ -31,8 +31,8 @@ import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from edge.drivers.closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ MAX_LINE = 4096  # bytes kept while waiting for a terminator; beyond that the li
 JOIN_TIMEOUT_S = 2.0
 
 
-class PtyDevice:
+class PtyDevice(Closing):
     """The device end of a pty, reachable at a stable symlink ``path``.
 
     ``errors`` keeps exceptions raised by handlers: the device keeps running (like hardware would),
@@ -184,17 +184,6 @@ class PtyDevice:
             os.close(fd)
         if self._own_dir:
             shutil.rmtree(Path(self.path).parent, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ---------------------------------------------------------------------------
 

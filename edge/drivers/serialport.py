@@ -12,10 +12,10 @@ same reason: an agent may start before its adapter enumerates.
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Self
 
 import serial
+
+from edge.drivers.closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class PortError(Exception):
     """The port could not be opened, or failed in use. The next call tries to open it again."""
 
 
-class SerialPort:
+class SerialPort(Closing):
     """Lazily opened, self-reopening pyserial port (8N1, exclusive, input flushed on open)."""
 
     def __init__(self, path: str, baudrate: int) -> None:
@@ -91,14 +91,3 @@ class SerialPort:
         log.log(level, "%s: %s failed: %s", self.path, action, exc)
         self._failing = True
         return PortError(f"{self.path}: {action} failed: {exc}")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -33,9 +33,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
+from edge.drivers.closing import Closing
 from edge.drivers.serialport import PortError, SerialPort
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Sample:
         return self.error is None
 
 
-class UltrasonicSensor:
+class UltrasonicSensor(Closing):
     """A streaming ultrasonic sensor on a ``SerialPort``. Subclasses decode one model's frames."""
 
     model: ClassVar[str]
@@ -110,17 +110,6 @@ class UltrasonicSensor:
 
     def close(self) -> None:
         self.port.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _frame(self) -> Sample | None:
         """Consume one frame (or one bad frame) from ``_buf``; None if more bytes are needed."""
