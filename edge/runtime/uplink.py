@@ -45,6 +45,15 @@ class TlsConfig:
     cert_file: Path | None = None
     key_file: Path | None = None
 
+    def context(self) -> ssl.SSLContext:
+        """Verifies the broker's certificate and host name; the system CAs when no ca_file."""
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file is not None:
+            context.load_cert_chain(
+                str(self.cert_file), str(self.key_file) if self.key_file else None
+            )
+        return context
+
 
 @dataclass
 class MqttConfig:
@@ -131,14 +140,8 @@ class MqttUplink:
         client.max_queued_messages_set(0)
         if self.config.username is not None:
             client.username_pw_set(self.config.username, self.config.password())
-        tls = self.config.tls
-        if tls is not None:
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        if self.config.tls is not None:
+            client.tls_set_context(self.config.tls.context())
         client.will_set(self._status_topic, self._status("offline"), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

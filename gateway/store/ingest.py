@@ -9,22 +9,19 @@ unacknowledged messages out to us, which bounds the memory used while the databa
 Batching is natural: the writer takes whatever has arrived (up to ``batch_max``) and commits it in
 one transaction, so a quiet network gets each reading stored at once and a burst gets big batches.
 Several workers can split the stream with a shared subscription (``$share/{group}/...``).
+
+The MQTT side is the store's own lean MQTT 5 subscriber (subscriber.py, mqtt5.py), not paho:
+receiving was most of the cost of a stored message, and a city's busiest host is this one.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections import Counter
 from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge.protocol.topics import PREFIX, Topic
 from edge.runtime.clock import Clock
@@ -42,21 +39,24 @@ from gateway.store.intake import (
     classify,
     to_ms,
 )
+from gateway.store.mqtt5 import Publish
+from gateway.store.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 ALL = f"{PREFIX}/#"
 STATUS = f"{PREFIX}/+/+/status"
 WARN_EVERY_S = 60.0  # one warning line per rejection reason per minute, with the count
+Chunk = tuple[int, list[Publish]]  # what one socket read carried, with its connection generation
 
 
 class IngestStats:
     """Counters of one ingest worker, for /healthz and the logs."""
 
-    def __init__(self) -> None:
+    def __init__(self, subscriber: Subscriber) -> None:
         self._lock = threading.Lock()
+        self._subscriber = subscriber
         self.counts: Counter[str] = Counter()
         self.last_commit_ms: int | None = None
-        self.connected = False
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -65,14 +65,14 @@ class IngestStats:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "connected": self.connected,
+                "connected": self._subscriber.connected.is_set(),
                 "last_commit_ms": self.last_commit_ms,
                 **dict(sorted(self.counts.items())),
             }
 
 
 class Ingest:
-    """One ingest worker: a paho network thread and a writer thread."""
+    """One ingest worker: the MQTT connection thread and a writer thread."""
 
     def __init__(
         self,
@@ -83,99 +83,42 @@ class Ingest:
         clock: Clock,
         client_id: str | None = None,
     ) -> None:
-        self.mqtt_config = mqtt_config
         self.config = config
         self.store = store
         self.images = images
         self.clock = clock
-        self.stats = IngestStats()
-        self.client_id = client_id or config.client_id
-        self._queue: queue.SimpleQueue[tuple[str, bytes, int, int, int]] = queue.SimpleQueue()
+        filters = [self.topic]
+        if config.shared_group:
+            filters.append(STATUS)  # a shared subscription gets no retained messages
+        self.subscriber = Subscriber(
+            mqtt_config,
+            client_id or config.client_id,
+            filters,
+            self._on_messages,
+            session_expiry_s=config.session_expiry_s,
+            receive_max=config.receive_max,
+        )
+        self.subscribed = self.subscriber.subscribed
+        self.stats = IngestStats(self.subscriber)
+        self._queue: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
         self._accepting = True
         self._stop = threading.Event()
-        self._ack_lock = threading.Lock()
-        self._generation = 0  # connection count: a packet id is only acked on its own connection
         self._warned: dict[str, tuple[float, int]] = {}
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        self.subscribed = threading.Event()
-        self.client = self._make_client()
 
     @property
     def topic(self) -> str:
         group = self.config.shared_group
         return f"$share/{group}/{ALL}" if group else ALL
 
-    def _make_client(self) -> mqtt.Client:
-        cfg = self.mqtt_config
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password())
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        client.reconnect_delay_set(int(max(1, cfg.reconnect_min_s)), int(cfg.reconnect_max_s))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = lambda *_: self.subscribed.set()
-        client.on_message = self._on_message
-        return client
-
-    # -- paho callbacks (network thread) ----------------------------------------------------------
-    def _on_connect(
-        self, client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object
-    ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused the store", extra={"fields": {"reason": str(reason)}})
-            return
-        with self._ack_lock:
-            self._generation += 1
-            self.stats.connected = True
-        topics = [(self.topic, SubscribeOptions(qos=1))]
-        if self.config.shared_group:
-            # a shared subscription gets no retained messages, and statuses are retained
-            topics.append((STATUS, SubscribeOptions(qos=1)))
-        client.subscribe(topics)
-        log.info("connected", extra={"fields": {"broker": self._where(), "topic": self.topic}})
-
-    def _on_disconnect(
-        self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object
-    ) -> None:
-        if self.stats.connected and not self._stop.is_set():
-            log.warning("lost the broker", extra={"fields": {"reason": str(reason)}})
-        self.stats.connected = False
-
-    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        if self._accepting:  # after stop() began, unacknowledged: the broker sends it again
-            self._queue.put(
-                (message.topic, message.payload, message.mid, message.qos, self._generation)
-            )
-
-    def _where(self) -> str:
-        return f"{self.mqtt_config.host}:{self.mqtt_config.port}"
+    def _on_messages(self, publishes: list[Publish], generation: int) -> None:
+        if self._accepting:  # after stop() began, unacknowledged: the broker sends them again
+            self._queue.put((generation, publishes))
 
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        props.ReceiveMaximum = self.config.receive_max
         self._writer.start()
-        self.client.connect_async(
-            self.mqtt_config.host,
-            self.mqtt_config.port,
-            self.mqtt_config.keepalive_s,
-            clean_start=self.config.session_expiry_s == 0,
-            properties=props,
-        )
-        self.client.loop_start()
+        self.subscriber.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Store and acknowledge what has arrived, then leave; later messages wait at the
@@ -184,33 +127,47 @@ class Ingest:
         self._stop.set()
         if self._writer.is_alive():
             self._writer.join(timeout_s)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.subscriber.stop()
 
     def _write_loop(self) -> None:
+        carry: list[Chunk] = []
         while True:
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
-            items = [first]
-            while len(items) < self.config.batch_max:
+            if carry:
+                chunks, carry = carry, []
+            else:
                 try:
-                    items.append(self._queue.get_nowait())
+                    chunks = [self._queue.get(timeout=0.2)]
+                except queue.Empty:
+                    if self._stop.is_set():
+                        return
+                    continue
+            count = sum(len(publishes) for _, publishes in chunks)
+            while count < self.config.batch_max:
+                try:
+                    chunk = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if self._handle(items):
-                self._ack(items)
+                chunks.append(chunk)
+                count += len(chunk[1])
+            if count > self.config.batch_max:  # the rest of the last read goes in the next batch
+                generation, publishes = chunks[-1]
+                keep = len(publishes) - (count - self.config.batch_max)
+                chunks[-1] = (generation, publishes[:keep])
+                carry = [(generation, publishes[keep:])]
+            if self._handle([p for _, publishes in chunks for p in publishes]):
+                for generation, publishes in chunks:
+                    self.subscriber.ack([p.packet_id for p in publishes if p.qos], generation)
 
-    def _handle(self, items: list[tuple[str, bytes, int, int, int]]) -> bool:
+    def _handle(self, items: list[Publish]) -> bool:
         """Check and store one batch; False if it could not be stored (then it is not acked)."""
         batch = Batch(received_ms=to_ms(self.clock.now()))
         ignored = 0
-        for topic, payload, *_ in items:
+        for item in items:
             record = classify(
-                topic, payload, self.config.max_image_bytes, self.config.keep_rejected_bytes
+                item.topic,
+                item.payload,
+                self.config.max_image_bytes,
+                self.config.keep_rejected_bytes,
             )
             if record is None:
                 ignored += 1
@@ -268,12 +225,6 @@ class Ingest:
         detail = str(exc).splitlines()[0][:1000]
         rejection = Rejection(_topic_of(record), "store_error", detail, repr(record).encode())
         return self._persist(Batch(batch.received_ms, rejections=[rejection]))
-
-    def _ack(self, items: list[tuple[str, bytes, int, int, int]]) -> None:
-        with self._ack_lock:
-            for _topic, _payload, mid, qos, generation in items:
-                if qos > 0 and generation == self._generation:
-                    self.client.ack(mid, qos)
 
     def _warn(self, rejection: Rejection) -> None:
         """Log rejections without flooding the log: the first of a reason at once, then one line
