@@ -76,7 +76,9 @@ class Mosquitto:
         workdir: str | Path | None = None,
         users: dict[str, str] | None = None,
         acl: str | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """``tls``: (CA file, certificate, key) to make the listener TLS-only."""
         self.binary = mosquitto_binary()
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -88,6 +90,11 @@ class Mosquitto:
         # Persistence on, as a city runs it: sessions and queued QoS 1 messages survive a restart.
         lines = [
             f"listener {self.port} {self.host}",
+            *(
+                [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
+                if tls is not None
+                else []
+            ),
             "persistence true",
             f"persistence_location {self.workdir}/",
             "autosave_interval 0",

@@ -17,7 +17,6 @@ import logging
 import random
 import select
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -204,22 +203,17 @@ class Subscriber:
         poll_s = POLL_S if keepalive_s == 0 else min(POLL_S, keepalive_s / 2)
         last_heard = time.monotonic()
         ping_sent = 0.0
-        buffered = isinstance(sock, ssl.SSLSocket)
         while not self._stop.is_set():
-            if buffered and sock.pending():  # type: ignore[attr-defined]
-                readable = True  # TLS has decrypted bytes select() cannot see
-            else:
-                ready, _, _ = select.select([sock, self._wake_r], [], [], poll_s)
-                readable = sock in ready
-                if self._wake_r in ready:
-                    self._drain_wakeups()
+            # With TLS, one recv takes a whole record (16 KB at most, less than READ_BYTES), so no
+            # decrypted bytes wait inside OpenSSL where select() cannot see them.
+            ready, _, _ = select.select([sock, self._wake_r], [], [], poll_s)
+            readable = sock in ready
+            if self._wake_r in ready:
+                self._drain_wakeups()
             self._flush_acks(sock)
             now = time.monotonic()
             if readable:
-                try:
-                    data = sock.recv(READ_BYTES)
-                except ssl.SSLWantReadError:
-                    continue  # half a TLS record so far
+                data = sock.recv(READ_BYTES)  # waits (up to the socket timeout) for a whole record
                 if not data:
                     raise ConnectionError("the broker closed the connection")
                 last_heard, ping_sent = now, 0.0
