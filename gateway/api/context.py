@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from edge.runtime.clock import Clock
 from gateway.api.auth import COOKIE, StaffAuth
@@ -62,3 +62,7 @@ def context(request: Request) -> Context:
 def viewer(request: Request) -> Viewer:
     ctx: Context = request.app.state.context
     return Viewer(ctx.auth.user(request.cookies.get(COOKIE)), ctx.config.http.public_kinds)
+
+
+Ctx = Annotated[Context, Depends(context)]
+Who = Annotated[Viewer, Depends(viewer)]

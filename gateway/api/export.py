@@ -9,46 +9,23 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from gateway.api.context import Context, Viewer, context, viewer
+from gateway.api.context import Ctx
 from gateway.api.params import (
     FIELD_PATTERN,
-    DeviceQuery,
-    EndQuery,
-    KindQuery,
-    StartQuery,
-    TypeQuery,
-    kind_value,
-    time_range,
+    Recent,
 )
 from gateway.api.routes import BAD
 from gateway.api.sites import sites_now
-from gateway.store.db import Filter, MessageRow
+from gateway.store.db import MessageRow
 from gateway.store.intake import iso_ms
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
-Ctx = Annotated[Context, Depends(context)]
-Who = Annotated[Viewer, Depends(viewer)]
-DAY_MS = 86_400_000
 GEOJSON = "application/geo+json"
 FIELD_NAME = FIELD_PATTERN.strip("^$")
 FIELDS_PATTERN = f"^{FIELD_NAME}(,{FIELD_NAME})*$"
-
-
-def _rows(
-    ctx: Context, who: Viewer, kind: Any, device: Any, type: Any, start: Any, end: Any
-) -> Iterator[MessageRow]:
-    start_ms, end_ms = time_range(start, end, ctx.now_ms(), 7 * DAY_MS)
-    where = Filter(
-        kinds=who.kinds(kind_value(kind)),
-        device=device,
-        type=type,
-        start_ms=start_ms,
-        end_ms=end_ms,
-    )
-    return ctx.store.scan(where)
 
 
 @router.get(
@@ -58,12 +35,7 @@ def _rows(
 )
 def export_csv(
     ctx: Ctx,
-    who: Who,
-    kind: KindQuery = None,
-    device: DeviceQuery = None,
-    type: TypeQuery = None,
-    start: StartQuery = None,
-    end: EndQuery = None,
+    selection: Recent,
     fields: Annotated[
         str | None,
         Query(
@@ -77,7 +49,7 @@ def export_csv(
     """Readings and events, oldest first (default: the last 7 days). The ``data`` column holds
     the whole data object as JSON; ``fields`` adds chosen keys as columns of their own."""
     columns = fields.split(",") if fields else []
-    rows = _rows(ctx, who, kind, device, type, start, end)
+    rows = ctx.store.scan(selection)
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -160,16 +132,11 @@ def sites_geojson(ctx: Ctx) -> StreamingResponse:
 )
 def export_geojson(
     ctx: Ctx,
-    who: Who,
-    kind: KindQuery = None,
-    device: DeviceQuery = None,
-    type: TypeQuery = None,
-    start: StartQuery = None,
-    end: EndQuery = None,
+    selection: Recent,
 ) -> StreamingResponse:
     """Readings and events that carry a position (``data.lat`` and ``data.lon``), as points, oldest
     first (default: the last 7 days). Positions of people are visible to staff only."""
-    rows = _rows(ctx, who, kind, device, type, start, end)
+    rows = ctx.store.scan(selection)
 
     def chunks() -> Iterator[str]:
         yield '{"type":"FeatureCollection","features":['

@@ -19,15 +19,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from gateway.api.context import Context, context
+from gateway.api.context import Context, Ctx
 from gateway.api.sites import SiteNow, sites_now
 from gateway.store.intake import iso_ms
 
 router = APIRouter(prefix="/ngsi/v2", tags=["ngsi-v2"])
-Ctx = Annotated[Context, Depends(context)]
 TYPES = ("WaterObserved", "FloodMonitoring", "Device")
 URN = "urn:ngsi-ld:{type}:{device}"
 STATUS_WORDS = {

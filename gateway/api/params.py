@@ -7,16 +7,19 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated
 
-from fastapi import HTTPException, Path, Query
+from fastapi import Depends, HTTPException, Path, Query
 
 from edge.protocol import KINDS
 from edge.protocol.envelope import TYPE
 from edge.protocol.topics import DEVICE_ID, EVENT_ID
+from gateway.api.context import Ctx, Who
+from gateway.store.db import Filter
 from gateway.store.intake import to_ms
 
 Kind = Enum("Kind", {kind: kind for kind in KINDS}, type=str)
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_POINTS = 10_000
+DAY_MS = 86_400_000
 
 DevicePath = Annotated[str, Path(pattern=DEVICE_ID.pattern, description="device id")]
 EventIdPath = Annotated[str, Path(pattern=EVENT_ID.pattern)]
@@ -73,3 +76,22 @@ def time_range(
 
 def kind_value(kind: Kind | None) -> str | None:
     return None if kind is None else kind.value
+
+
+def recent(
+    ctx: Ctx,
+    who: Who,
+    kind: KindQuery = None,
+    device: DeviceQuery = None,
+    type: TypeQuery = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
+) -> Filter:
+    """The selection events and exports share: the kinds this viewer may see, optionally one
+    device or type, from..to defaulting to the last 7 days."""
+    start_ms, end_ms = time_range(start, end, ctx.now_ms(), 7 * DAY_MS)
+    kinds = who.kinds(kind_value(kind))
+    return Filter(kinds=kinds, device=device, type=type, start_ms=start_ms, end_ms=end_ms)
+
+
+Recent = Annotated[Filter, Depends(recent)]

@@ -7,15 +7,17 @@ children's positions above all, needs a staff login and is simply absent for any
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
 from edge.protocol.envelope import TYPE
 from gateway.api import models
-from gateway.api.context import Context, Viewer, context, viewer
+from gateway.api.context import Context, Ctx, Viewer, Who
 from gateway.api.params import (
+    DAY_MS,
     FIELD_PATTERN,
     MAX_POINTS,
     DevicePath,
@@ -24,6 +26,7 @@ from gateway.api.params import (
     EventIdPath,
     KindQuery,
     LimitQuery,
+    Recent,
     StartQuery,
     TypeQuery,
     bad_request,
@@ -34,14 +37,11 @@ from gateway.api.sites import SiteNow, sites_now
 from gateway.store.db import DeviceRow, Filter, ImageRow
 from gateway.store.intake import iso_ms
 
-DAY_MS = 86_400_000
 NOT_FOUND = {404: {"model": models.Problem, "description": "no such device (for you)"}}
 BAD = {400: {"model": models.Problem, "description": "parameters that do not fit together"}}
 STAFF = {401: {"model": models.Problem, "description": "staff login needed"}}
 
 router = APIRouter(prefix="/api/v1", tags=["data"])
-Ctx = Annotated[Context, Depends(context)]
-Who = Annotated[Viewer, Depends(viewer)]
 
 
 def device_model(row: DeviceRow) -> models.Device:
@@ -144,26 +144,11 @@ def series(
 
 @router.get("/events", response_model=list[models.Event], responses=BAD)
 def events(
-    ctx: Ctx,
-    who: Who,
-    kind: KindQuery = None,
-    device: DeviceQuery = None,
-    type: TypeQuery = None,
-    start: StartQuery = None,
-    end: EndQuery = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ctx: Ctx, selection: Recent, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[models.Event]:
     """Discrete happenings (level crossings, detections, alerts), newest first; default: the
     last 7 days. An event whose data names an ``event_id`` links its image when one arrived."""
-    start_ms, end_ms = time_range(start, end, ctx.now_ms(), 7 * DAY_MS)
-    where = Filter(
-        kinds=who.kinds(kind_value(kind)),
-        device=device,
-        type=type,
-        channel="event",
-        start_ms=start_ms,
-        end_ms=end_ms,
-    )
+    where = replace(selection, channel="event")
     rows = ctx.store.messages(where, limit, newest_first=True)
     wanted: dict[str, list[str]] = {}
     for row in rows:
