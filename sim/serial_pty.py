@@ -120,6 +120,27 @@ class PtyDevice(Closing):
 
     # -- faults ------------------------------------------------------------------------------
 
+    def answer_later(self, task: Callable[[], list[str]], busy: threading.Event) -> None:
+        """Run a long operation (a radio join or send) on its own thread, the way an AT modem
+        answers at once and reports the result when the radio is done; the lines ``task`` returns
+        are written CRLF-ended. ``busy`` is set meanwhile and cleared before the result goes out, so
+        a driver may send its next command as soon as it reads it. A bug in ``task`` is kept in
+        ``errors`` and the device stays alive, as hardware would."""
+        busy.set()
+
+        def run() -> None:
+            lines: list[str] = []
+            try:
+                lines = task()
+            except Exception as exc:
+                log.exception("%s: device task failed", self.path)
+                self.errors.append(exc)
+            busy.clear()
+            if lines:
+                self.write("".join(f"{line}\r\n" for line in lines).encode())
+
+        threading.Thread(target=run, name=f"answer-later-{self.path}", daemon=True).start()
+
     def inject_garbage(self, data: bytes | int) -> bytes:
         """Line noise: the given bytes, or that many seeded random bytes. Returns what was sent."""
         noise = self.rng.randbytes(data) if isinstance(data, int) else bytes(data)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable
 
 from edge.protocol.airtime import max_payload
 from sim.devices.lorawan_modem import ModemRadio
@@ -122,7 +121,7 @@ class LoraE5Sim(PtyDevice):
             return _lines("+JOIN: LoRaWAN modem is busy")
         if self.mode != "LWOTAA":
             return _lines("+JOIN: ERROR(-1)")
-        self._start(self._join_task)
+        self.answer_later(self._join_task, self._busy)
         return _lines("+JOIN: Start", "+JOIN: NORMAL")
 
     def _cmd_msghex(self, value: str | None) -> bytes:
@@ -144,22 +143,8 @@ class LoraE5Sim(PtyDevice):
         if limit is None or len(payload) > limit.n:
             return _lines(f"+{name}: Length error {len(payload)}")
         port, dr = self.port, self.dr
-        self._start(lambda: self._send_task(name, port, payload, confirmed, dr))
+        self.answer_later(lambda: self._send_task(name, port, payload, confirmed, dr), self._busy)
         return _lines(f"+{name}: Start") + (_lines(f"+{name}: Wait ACK") if confirmed else b"")
-
-    def _start(self, task: Callable[[], list[str]]) -> None:
-        self._busy.set()
-
-        def run() -> None:
-            try:
-                lines = task()
-            except Exception as exc:  # keep the device alive, as hardware would be
-                self.errors.append(exc)
-                lines = []
-            self._busy.clear()
-            self.write(_lines(*lines))
-
-        threading.Thread(target=run, name=f"lora-e5-radio-{self.path}", daemon=True).start()
 
     def _join_task(self) -> list[str]:
         if self.band == "AS923" and self.radio.join(self.dr):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable
 
 from edge.protocol.airtime import max_payload
 from sim.devices.lorawan_modem import ModemRadio
@@ -153,7 +152,7 @@ class Rak3172Sim(PtyDevice):
             return _status("AT_BUSY_ERROR")
         if self.settings["NJM"] != "1":
             return _status("AT_ERROR")
-        self._start(self._join_task)
+        self.answer_later(self._join_task, self._busy)
         return OK
 
     def _send(self, value: str) -> bytes:
@@ -174,23 +173,9 @@ class Rak3172Sim(PtyDevice):
         ):
             return _status("AT_PARAM_ERROR")
         port, payload = int(port_text), bytes.fromhex(data)
-        self._start(lambda: self._send_task(port, payload, self.settings["CFM"] == "1"))
+        confirmed = self.settings["CFM"] == "1"
+        self.answer_later(lambda: self._send_task(port, payload, confirmed), self._busy)
         return OK
-
-    def _start(self, task: Callable[[], list[str]]) -> None:
-        self._busy.set()
-
-        def run() -> None:
-            try:
-                lines = task()
-            except Exception as exc:  # keep the device alive, as hardware would be
-                self.errors.append(exc)
-                lines = []
-            self._busy.clear()
-            if lines:
-                self.write("".join(f"{line}\r\n" for line in lines).encode())
-
-        threading.Thread(target=run, name=f"rak3172-radio-{self.path}", daemon=True).start()
 
     def _on_band(self) -> bool:
         return self.settings["BAND"] == BAND_AS923_1
