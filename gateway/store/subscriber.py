@@ -60,6 +60,7 @@ class Subscriber:
         self._acks: list[int] = []
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._last_sent = 0.0
         self._stop = threading.Event()
         self._rng = random.Random()

@@ -165,15 +165,24 @@ class BrokenBroker:
                 conn.recv(4096)
 
 
-def test_a_broken_packet_drops_the_connection_not_the_process(inbox, caplog):
-    broken = BrokenBroker(bytes.fromhex("36050001610001"))  # PUBLISH with QoS 3
+@pytest.mark.parametrize(
+    ("packet", "logged_reason"),
+    [
+        ("36050001610001", "PUBLISH with QoS 3"),  # a broken packet
+        ("e00c8b0a1f0007" + b"upgrade".hex(), "0x8B server shutting down (upgrade)"),
+    ],
+)
+def test_a_broken_packet_or_a_disconnect_is_logged_and_the_process_goes_on(
+    inbox, caplog, packet, logged_reason
+):
+    broken = BrokenBroker(bytes.fromhex(packet))
     running = subscriber(broken, inbox)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, logger="gateway.store.subscriber"):
         running.start()
         wait_until(lambda: broken.connections >= 2, what="a reconnect")
     running.stop()
     broken.server.close()
-    assert "PUBLISH with QoS 3" in logged(caplog)
+    assert logged_reason in logged(caplog)
     assert inbox.received == []
 
 
