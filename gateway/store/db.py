@@ -330,18 +330,17 @@ class Store:
         """Store one batch in one transaction. Idempotent: (device, seq) already stored is
         counted as a duplicate, an image already stored for (device, event_id) is kept as is."""
         at = batch.received_ms
-        unique: dict[tuple[str, int], Message] = {}
-        for m in batch.messages:
-            unique.setdefault((m.device, m.seq), m)  # the first copy of a key is the one stored
+        messages = batch.messages
+        keys = [(m.device, m.seq) for m in messages]
+        unique = messages
+        if len(set(keys)) != len(keys):
+            first: dict[tuple[str, int], Message] = {}
+            for key, m in zip(keys, messages, strict=True):
+                first.setdefault(key, m)  # the first copy of a key is the one stored
+            unique = list(first.values())
         with self.dialect.writing() as cur:
-            new = self.dialect.insert_new(cur, list(unique.values()), at) if unique else set()
-            self._count(cur, batch.messages, new, at)
-            latest: dict[tuple[str, str], Message] = {}
-            for m in unique.values():
-                if (m.device, m.seq) in new:
-                    best = latest.get((m.device, m.type))
-                    if best is None or (m.ts_ms, m.seq) > (best.ts_ms, best.seq):
-                        latest[(m.device, m.type)] = m
+            new = self.dialect.insert_new(cur, unique, at) if unique else set()
+            latest = self._count(cur, messages, keys, new, at)
             if latest:
                 cur.executemany(
                     self.sql(UPSERT_LATEST),
@@ -368,23 +367,47 @@ class Store:
                 self._reject(cur, batch, at)
         return WriteResult(
             stored=len(new),
-            duplicates=len(batch.messages) - len(new),
+            duplicates=len(messages) - len(new),
             statuses=len(batch.statuses),
             images=len(batch.images),
             rejected=len(batch.rejections),
         )
 
-    def _count(self, cur: Cursor, messages: list[Message], new: set[Any], at: int) -> None:
-        per_device: dict[str, list[Any]] = {}
+    def _count(
+        self,
+        cur: Cursor,
+        messages: list[Message],
+        keys: list[tuple[str, int]],
+        new: set[Any],
+        at: int,
+    ) -> dict[tuple[str, str], Message]:
+        """Add the batch to each device's counters; the newest new message per (device, type),
+        for ``latest``. One pass over the batch, as it runs for every message stored."""
+        per_device: dict[str, list[Any]] = {}  # device -> [kind, new, duplicates, min, max seq]
+        latest: dict[tuple[str, str], Message] = {}
         counted: set[tuple[str, int]] = set()
-        for m in messages:
-            entry = per_device.setdefault(m.device, [m.kind, 0, 0, None, None])
-            key = (m.device, m.seq)
-            if key in new and key not in counted:
-                counted.add(key)
+        all_new = len(new) == len(messages)  # then no key repeats and each one is new
+        for m, key in zip(messages, keys, strict=True):
+            entry = per_device.get(m.device)
+            if entry is None:
+                entry = per_device[m.device] = [m.kind, 0, 0, None, None]
+            if all_new or (key in new and key not in counted):
+                if not all_new:
+                    counted.add(key)
+                if entry[1] == 0:
+                    entry[3] = entry[4] = m.seq
+                elif m.seq < entry[3]:
+                    entry[3] = m.seq
+                elif m.seq > entry[4]:
+                    entry[4] = m.seq
                 entry[1] += 1
-                entry[3] = m.seq if entry[3] is None else min(entry[3], m.seq)
-                entry[4] = m.seq if entry[4] is None else max(entry[4], m.seq)
+                best = latest.get((m.device, m.type))
+                if (
+                    best is None
+                    or m.ts_ms > best.ts_ms
+                    or (m.ts_ms == best.ts_ms and m.seq > best.seq)
+                ):
+                    latest[(m.device, m.type)] = m
             else:
                 entry[2] += 1
         if per_device:
@@ -392,6 +415,7 @@ class Store:
                 self.sql(UPSERT_COUNTERS),
                 [(d, k, at, at, n, dup, lo, hi) for d, (k, n, dup, lo, hi) in per_device.items()],
             )
+        return latest
 
     def _touch(self, cur: Cursor, devices: list[tuple[str, str]], at: int) -> None:
         cur.executemany(

@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 
 from edge.protocol import Envelope, EnvelopeError, Status, Topic, TopicError
-from edge.protocol.envelope import parse_timestamp
+from edge.protocol.envelope import EPOCH, MS
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MS = timedelta(milliseconds=1)
 JPEG_MAGIC = b"\xff\xd8\xff"
 REASONS = (
     "bad_topic",  # not machimori/v1/{kind}/{device}/{channel}
@@ -30,12 +28,17 @@ REASONS = (
 )
 
 
+# made once: json.dumps with these options builds a new encoder on every call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def json_text(value: object, name: str) -> str:
     """Compact JSON that every backend can store: PostgreSQL refuses NUL characters, NaN and
     lone UTF-16 surrogates, so SQLite refuses them too and both behave the same."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        text.encode("utf-8")
+        text = _ENCODER.encode(value)
+        if not text.isascii():  # only non-ASCII text can hold a lone surrogate
+            text.encode("utf-8")
     except (ValueError, UnicodeEncodeError) as exc:
         raise EnvelopeError(name, f"not storable JSON ({exc})") from exc
     if "\\u0000" in text:
@@ -133,21 +136,19 @@ def classify(
     topic_name: str, payload: bytes, max_image_bytes: int, keep_bytes: int = 65536
 ) -> Record | None:
     """Turn one MQTT message into a record; None for what the store ignores (commands)."""
-
-    def reject(reason: str, detail: str) -> Rejection:
-        return Rejection(topic_name[:512], reason, detail[:1000], payload[:keep_bytes])
-
     try:
         topic = _topic(topic_name)
     except TopicError as exc:
-        return reject("bad_topic", str(exc))
+        return _reject(topic_name, payload, keep_bytes, "bad_topic", str(exc))
     if topic.channel == "cmd":
         return None
     if topic.channel == "image":
         if len(payload) > max_image_bytes:
-            return reject("image_too_large", f"{len(payload)} bytes, limit {max_image_bytes}")
+            detail = f"{len(payload)} bytes, limit {max_image_bytes}"
+            return _reject(topic_name, payload, keep_bytes, "image_too_large", detail)
         if not payload.startswith(JPEG_MAGIC):
-            return reject("bad_image", "payload does not start like a JPEG (FF D8 FF)")
+            detail = "payload does not start like a JPEG (FF D8 FF)"
+            return _reject(topic_name, payload, keep_bytes, "bad_image", detail)
         digest = hashlib.sha256(payload).hexdigest()
         return Image(topic.device, topic.kind, topic.event_id or "", digest, payload)
     if topic.channel == "status":
@@ -155,18 +156,24 @@ def classify(
             status = Status.from_json(payload)
             health = json_text(status.health, "health")
         except EnvelopeError as exc:
-            return reject("bad_status", str(exc))
+            return _reject(topic_name, payload, keep_bytes, "bad_status", str(exc))
         if status.device != topic.device:
-            return reject("device_mismatch", f"status of {status.device!r} on {topic_name}")
-        ts_ms = to_ms(parse_timestamp(status.ts))
-        return StatusUpdate(status.device, topic.kind, ts_ms, status.state, health)
+            detail = f"status of {status.device!r} on {topic_name}"
+            return _reject(topic_name, payload, keep_bytes, "device_mismatch", detail)
+        return StatusUpdate(status.device, topic.kind, status.ts_ms, status.state, health)
     try:
         env = Envelope.from_json(payload)
         data = json_text(env.data, "data")
     except EnvelopeError as exc:
-        return reject("bad_json" if exc.field == "payload" else "bad_envelope", str(exc))
+        reason = "bad_json" if exc.field == "payload" else "bad_envelope"
+        return _reject(topic_name, payload, keep_bytes, reason, str(exc))
     if env.device != topic.device:
-        return reject("device_mismatch", f"envelope of {env.device!r} on {topic_name}")
-    return Message(
-        env.device, env.seq, topic.kind, topic.channel, env.type, to_ms(env.timestamp), data
-    )
+        detail = f"envelope of {env.device!r} on {topic_name}"
+        return _reject(topic_name, payload, keep_bytes, "device_mismatch", detail)
+    return Message(env.device, env.seq, topic.kind, topic.channel, env.type, env.ts_ms, data)
+
+
+def _reject(
+    topic_name: str, payload: bytes, keep_bytes: int, reason: str, detail: str
+) -> Rejection:
+    return Rejection(topic_name[:512], reason, detail[:1000], payload[:keep_bytes])

@@ -49,6 +49,8 @@ def test_a_reading_keeps_its_identity_time_and_data():
         ("machimori/v1/boat/river-01/telemetry", envelope(), "bad_topic", "kind"),
         (TOPIC, b"\xff\xfe not json", "bad_json", "payload"),
         (TOPIC, b"[1, 2]", "bad_json", "JSON object"),
+        (TOPIC, envelope().decode().encode("utf-16"), "bad_json", "UTF-8"),  # the contract: UTF-8
+        (TOPIC, b"\xef\xbb\xbf" + envelope(), "bad_json", "BOM"),  # RFC 8259 section 8.1
         (TOPIC, envelope(seq="7"), "bad_envelope", "seq"),
         (TOPIC, envelope(ts="2026-11-22 10:00"), "bad_envelope", "ts"),
         (TOPIC, envelope(extra=1), "bad_envelope", "extra"),
