@@ -3,7 +3,8 @@ ingest workers on several hosts.
 
 A batch of readings goes in as one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING
 RETURNING``: one round trip, and the database itself says which (device, seq) were new, so two
-workers racing on the same message still count it once. Reads come from a small connection pool.
+workers racing on the same message still count it once. The arrays go in binary (``%b``): the text
+form escapes every element with a regular expression, which cost more than the insert. Reads come from a small connection pool.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from gateway.store.intake import Message
 
 INSERT = (
     "INSERT INTO messages (device, seq, kind, channel, type, ts_ms, received_ms, data) "
-    "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[], "
-    "%s::bigint[], %s::bigint[], %s::jsonb[]) "
+    "SELECT * FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::text[], %b::text[], "
+    "%b::bigint[], %b::bigint[], %b::text[]::jsonb[]) "
     "ON CONFLICT (device, seq) DO NOTHING RETURNING device, seq"
 )
 SCHEMA_LOCK = 0x6D616368  # pg_advisory_xact_lock key: one process creates the schema at a time
