@@ -4,7 +4,8 @@ ingest workers on several hosts.
 A batch of readings goes in as one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING
 RETURNING``: one round trip, and the database itself says which (device, seq) were new, so two
 workers racing on the same message still count it once. The arrays go in binary (``%b``): the text
-form escapes every element with a regular expression, which cost more than the insert. Reads come from a small connection pool.
+form escapes every element with a regular expression, which cost more than the insert. Reads come
+from a small connection pool.
 """
 
 from __future__ import annotations
