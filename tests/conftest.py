@@ -4,13 +4,20 @@ A missing mosquitto fails the run (MissingDependency is raised, not skipped)."""
 
 from __future__ import annotations
 
+import ipaddress
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from sim.broker import Mosquitto
 
@@ -77,3 +84,53 @@ def watch() -> Iterator[Callable[..., Watcher]]:
     yield make
     for w in watchers:
         w.close()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(CA file, broker certificate, broker key) for a TLS-only Mosquitto on 127.0.0.1."""
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def pki_maker() -> Callable[[Path], tuple[Path, Path, Path]]:
+    """Another, unrelated PKI in a given folder: a CA the broker's certificate is not from."""
+    return make_pki
+
+
+def make_pki(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a broker certificate for 127.0.0.1, as a city's own small PKI would issue."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+
+    def cert(subject: str, issuer: str, key, signer, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    broker_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("machimori test CA", "machimori test CA", ca_key, ca_key, True)
+    broker = cert("mosquitto", "machimori test CA", broker_key, ca_key, False)
+    paths = directory / "ca.pem", directory / "broker.pem", directory / "broker.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(broker.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        broker_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths

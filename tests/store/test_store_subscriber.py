@@ -4,21 +4,14 @@ broker restarts, and survives refusals and broken packets with a log line naming
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from store_helpers import Publisher, wait_until
 
 from edge.runtime.uplink import MqttConfig, TlsConfig
@@ -186,10 +179,10 @@ def test_a_broken_packet_or_a_disconnect_is_logged_and_the_process_goes_on(
     assert inbox.received == []
 
 
-def test_tls_to_the_broker(tmp_path, inbox):
+def test_tls_to_the_broker(pki, inbox):
     """A TLS-only listener with the city's own CA; the subscriber checks the broker's name."""
-    ca, cert, key = make_pki(tmp_path)
-    with Mosquitto(tls=(ca, cert, key)) as broker:
+    ca = pki[0]
+    with Mosquitto(tls=pki) as broker:
         running = subscriber(broker, inbox, tls=TlsConfig(ca_file=ca))
         running.start()
         try:
@@ -208,51 +201,12 @@ def test_tls_to_the_broker(tmp_path, inbox):
             running.stop()
 
 
-def test_tls_refuses_a_broker_it_cannot_verify(tmp_path, inbox, caplog):
-    ca, cert, key = make_pki(tmp_path)
-    other_ca, _, _ = make_pki(tmp_path / "other")
-    with Mosquitto(tls=(ca, cert, key)) as broker:
+def test_tls_refuses_a_broker_it_cannot_verify(tmp_path, pki, pki_maker, inbox, caplog):
+    other_ca, _, _ = pki_maker(tmp_path / "other")
+    with Mosquitto(tls=pki) as broker:
         running = subscriber(broker, inbox, tls=TlsConfig(ca_file=other_ca))
         with caplog.at_level(logging.WARNING, logger="gateway.store.subscriber"):
             running.start()
             wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in logged(caplog))
         assert not running.connected.is_set()
         running.stop()
-
-
-def make_pki(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a broker certificate for 127.0.0.1, as a city's own small PKI would issue."""
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-
-    def cert(subject: str, issuer: str, key, signer, ca: bool) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-            builder = builder.add_extension(san, critical=False)
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    broker_key = ec.generate_private_key(ec.SECP256R1())
-    ca = cert("machimori test CA", "machimori test CA", ca_key, ca_key, True)
-    broker = cert("mosquitto", "machimori test CA", broker_key, ca_key, False)
-    paths = directory / "ca.pem", directory / "broker.pem", directory / "broker.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(broker.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        broker_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
