@@ -6,9 +6,11 @@ a pty, and watches MQTT as the city does. Readings come every ~0.1 s so failures
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,6 +55,18 @@ class Rig:
         )
         self.log = tmp_path / "agent.log"
         self.proc = None
+
+    def next_seq(self) -> int:
+        """The seq the agent will give its next reading, read from its outbox file."""
+        path = self.config.parent / "outbox.db"
+        if not path.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(path, timeout=5)) as db:
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+            except sqlite3.OperationalError:  # the agent is still creating the file
+                return 0
+        return int(row[0]) if row else 0
 
     def start(self):
         with open(self.log, "ab") as log:
@@ -158,7 +172,12 @@ def test_outbox_full_drops_oldest_and_says_so(own_broker, rig, watch):
     own_broker.stop()
     agent = rig(own_broker, max_messages=10)
     agent.start()
-    time.sleep(3.0)  # ~30 readings into an outbox of 10
+    # 30 readings into an outbox of 10, counted on the device's own outbox file (a fixed sleep
+    # would also count the agent's start-up, which a busy machine stretches)
+    deadline = time.monotonic() + 30
+    while agent.next_seq() < 30:
+        assert time.monotonic() < deadline, "the agent took no readings while the broker was down"
+        time.sleep(0.1)
     own_broker.start()
     watcher.collect(count_at_least(15))
     assert agent.kill(signal.SIGTERM) == 0
