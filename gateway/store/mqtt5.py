@@ -346,6 +346,8 @@ class PacketReader:
         qos = (first >> 1) & 0x03
         if qos == 3:
             raise ProtocolError("PUBLISH with QoS 3 (3.3.1.2)")
+        if qos == 2:  # 3.8.4: never above the QoS granted, and this client subscribes at 1
+            raise ProtocolError("PUBLISH with QoS 2 on a QoS 1 subscription (3.8.4)")
         size = buf[pos] << 8 | buf[pos + 1]
         raw = bytes(buf[pos + 2 : pos + 2 + size])
         topic = self._topics.get(raw)

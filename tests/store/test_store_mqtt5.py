@@ -163,6 +163,7 @@ def test_control_packets_from_the_server() -> None:
     ("data", "problem"),
     [
         (bytes.fromhex("36050001610001"), "QoS 3"),
+        (bytes.fromhex("34050001610001"), "QoS 2 on a QoS 1 subscription"),
         (bytes.fromhex("32050001610000"), "Packet Identifier 0"),
         (bytes.fromhex("320100"), "shorter than its header"),
         (bytes.fromhex("3203000161"), "shorter than its header"),
