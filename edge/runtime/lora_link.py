@@ -19,7 +19,9 @@ no binary form (an image) is dropped and counted: it cannot travel over LoRaWAN.
 Airtime: Japan's 920 MHz rule (ARIB STD-T108) allows at most 360 s of transmission in any hour.
 The link keeps a sliding hour of its own time on air (Join-Requests and every attempt included,
 computed for the modem's data rate) and holds the outbox when the next uplink would exceed
-``max_airtime_s_per_hour``. The window is not persisted: after a restart it starts empty.
+``max_airtime_s_per_hour``. Every spend is also written to the outbox's file, in wall-clock time,
+and a new link starts with the last hour of it: a gauge restarted by a crash or a brown-out holds
+as the old process would have (``LoraLink._restore_airtime`` says what a clock that moved does).
 
 Downlinks are city commands (``set_interval``): decoded by the codec and handed to the host as a
 ``cmd`` envelope (seq 0: LoRaWAN does not carry the sender's counter), so they are validated,
@@ -32,11 +34,12 @@ keeps its radio rules in simulated time; serial timeouts are real time.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,6 +60,11 @@ JOIN_REQUEST_SIZE = 23
 ARIB_LIMIT_S_PER_HOUR = 360.0
 HOUR_S = 3600.0
 FAULT_PAUSE_S = 5.0  # real seconds between attempts to revive a modem that fails outright
+
+
+def _ms(seconds: float) -> int:
+    """Wall-clock seconds as the whole milliseconds the outbox stores, rounded down."""
+    return math.floor(seconds * 1000)
 
 
 @dataclass
@@ -112,6 +120,11 @@ class AirtimeBudget:
         self._spent.append((now, airtime_s))
         self.total_s += airtime_s
 
+    def restore(self, spent: Iterable[tuple[float, float]]) -> None:
+        """Count ``(when, seconds)`` spent before this run, oldest first and before any
+        :meth:`spend`; ``total_s`` stays this run's own."""
+        self._spent.extend(spent)
+
 
 class LoraLink:
     """The host's link when ``link: lorawan``: same ``wake``, ``start`` and ``stop`` as MQTT."""
@@ -146,6 +159,7 @@ class LoraLink:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        self._restore_airtime()
         self._thread = threading.Thread(target=self._run, name=f"lora-{self.device}", daemon=True)
         self._thread.start()
 
@@ -188,7 +202,7 @@ class LoraLink:
         airtime = dr_time_on_air(self.modem.data_rate(), JOIN_REQUEST_SIZE)
         if self._hold_for_airtime(airtime):
             return
-        self.budget.spend(self.clock.monotonic(), airtime)
+        self._spend(airtime)
         if self.modem.join():
             self._join_attempt = 0
             self.health.count("lora_joins")
@@ -225,14 +239,14 @@ class LoraLink:
             self.modem.send(port, payload, confirmed=confirmed)
         except ModemError as exc:
             if exc.reason in ("no_ack", "timeout"):  # it went on air, or may have
-                self.budget.spend(self.clock.monotonic(), airtime)
+                self._spend(airtime)
             if exc.reason == "no_ack":
                 self._retry_later(message, str(exc))
                 return True
             raise
         finally:
             self._apply_downlinks()
-        self.budget.spend(self.clock.monotonic(), airtime)
+        self._spend(airtime)
         self.outbox.ack([message.id])
         self.health.count("sent")
         self._send_attempt = 0
@@ -271,13 +285,45 @@ class LoraLink:
 
     def _hold_for_airtime(self, airtime_s: float) -> bool:
         """Wait while ``airtime_s`` more would break the hourly limit; True if it waited."""
-        wait = self.budget.wait_s(self.clock.monotonic(), airtime_s)
+        wait = self.budget.wait_s(self._now_s(), airtime_s)
         if wait <= 0:
             return False
         self.health.count("lora_airtime_held")
         log.info("holding for airtime", extra={"fields": {"wait_s": round(wait, 1)}})
         self._sleep(wait)
         return True
+
+    def _spend(self, airtime_s: float) -> None:
+        now = self._now_s()
+        self.budget.spend(now, airtime_s)
+        self.outbox.log_airtime(_ms(now), airtime_s, keep_after_ms=_ms(now - self.budget.window_s))
+
+    def _restore_airtime(self) -> None:
+        """Count what earlier runs spent in the last hour: a restart must not buy a fresh hour.
+
+        Spends are kept in wall-clock time, the only time that outlives a reboot. A spend later
+        than now means the clock went back between runs (RTC not set yet at boot, an NTP step): how
+        long ago it really was is unknown, so it counts as spent now. That never allows more than
+        the limit, and it blocks one window at most instead of until the old time comes round
+        again; it is moved to now on disk too, so the next restart does not count it afresh.
+        A clock that went forward ages spends early, which nothing on the device can detect.
+        """
+        now = self._now_s()
+        spent = self.outbox.airtime_log(
+            keep_after_ms=_ms(now - self.budget.window_s), latest_ms=_ms(now)
+        )
+        if not spent:
+            return
+        self.budget.restore((at_ms / 1000, seconds) for at_ms, seconds in spent)
+        used = self.budget.used(now)
+        log.info(
+            "airtime restored", extra={"fields": {"used_s": round(used, 1), "spends": len(spent)}}
+        )
+
+    def _now_s(self) -> float:
+        """Wall-clock seconds. ``Clock.now`` reads the system clock once per run and then runs on
+        monotonic time, so the window cannot jump within a run, only between runs."""
+        return self.clock.now().timestamp()
 
     def _modem_failed(self, exc: ModemError) -> None:
         self.health.count(f"lora_{exc.reason}")

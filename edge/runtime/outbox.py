@@ -14,6 +14,9 @@ Bounded: ``max_messages`` and ``max_bytes``. When full, the policy ``when_full``
 
 Either way the lost message's ``seq`` is consumed, so the city sees the loss as a gap, and the
 counters ``dropped_full`` / ``refused_full`` (persisted) say how many.
+
+The file also keeps the LoRaWAN link's airtime of the last hour (``airtime``), so that one file
+holds all of a device's state and the hourly radio limit outlives a restart.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ CREATE TABLE IF NOT EXISTS message (
     seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS airtime (at_ms INTEGER NOT NULL, seconds REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS airtime_at ON airtime(at_ms);
 """
 
 
@@ -235,6 +240,25 @@ class Outbox:
                         self._bytes -= sum(size for (size,) in sizes)
             finally:
                 self._db.execute(f"PRAGMA synchronous={self._sync}")
+
+    # -- airtime spent by the radio (edge.runtime.lora_link) -----------------------------------
+    def log_airtime(self, at_ms: int, seconds: float, *, keep_after_ms: int) -> None:
+        """Record ``seconds`` on air at wall-clock ``at_ms`` and forget entries at or before
+        ``keep_after_ms``, in one transaction."""
+        with self._lock, self._transaction():
+            self._db.execute("INSERT INTO airtime(at_ms, seconds) VALUES (?, ?)", (at_ms, seconds))
+            self._db.execute("DELETE FROM airtime WHERE at_ms <= ?", (keep_after_ms,))
+
+    def airtime_log(self, *, keep_after_ms: int, latest_ms: int) -> list[tuple[int, float]]:
+        """The recorded ``(at_ms, seconds)`` after ``keep_after_ms``, oldest first. Older entries
+        are deleted; entries after ``latest_ms`` are moved to ``latest_ms``, here and on disk."""
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM airtime WHERE at_ms <= ?", (keep_after_ms,))
+            self._db.execute("UPDATE airtime SET at_ms = ? WHERE at_ms > ?", (latest_ms, latest_ms))
+            rows = self._db.execute(
+                "SELECT at_ms, seconds FROM airtime ORDER BY at_ms, rowid"
+            ).fetchall()
+        return [(at_ms, seconds) for at_ms, seconds in rows]
 
     # -- health ---------------------------------------------------------------------------------
     @property

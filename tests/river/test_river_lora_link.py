@@ -4,9 +4,11 @@ never more than the hourly airtime Japan allows."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "river-07"
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 FRAME_S = dr_time_on_air(2, 13 + 9)  # a river-v1 uplink at DR2
+THREE_FRAMES = {"max_airtime_s_per_hour": 3 * FRAME_S + 0.01}  # a Join-Request is as long
 
 
 class FakeModem:
@@ -67,9 +70,10 @@ class FakeModem:
 
 
 class Rig:
-    def __init__(self, tmp_path, speed=1000.0, **config):
-        self.clock = Clock(speed, start=T0)
-        self.outbox = Outbox(tmp_path / "outbox.db", DEVICE, sync="normal")
+    def __init__(self, tmp_path, speed=1000.0, start=T0, **config):
+        self.path = tmp_path / "outbox.db"
+        self.clock = Clock(speed, start=start)
+        self.outbox = Outbox(self.path, DEVICE, sync="normal")
         self.health = Health(self.clock)
         self.modem = FakeModem(self.clock)
         self.commands: list[Envelope] = []
@@ -169,6 +173,77 @@ def test_the_airtime_limit_holds_messages_in_the_outbox(rig):
         assert sum(1 for t in times[i:] if t < start + 3600) <= 3
     assert times[3] - times[0] >= 3600
     assert r.health.counters["lora_airtime_held"] >= 2
+
+
+def spend_hour_and_stop(rig, **config):
+    """A first run that spends the whole hour: its Join-Request and two uplinks."""
+    first = rig(**config)
+    first.reading(0)
+    first.reading(1)
+    first.link.start()
+    first.wait(lambda: first.outbox.depth == 0)
+    assert first.health.counters["sent"] == 2
+    first.link.stop(0)
+    first.outbox.close()
+
+
+def started(r):
+    """Start the link; the clock seconds at which it started."""
+    at = r.clock.monotonic()
+    r.link.start()
+    return at
+
+
+def test_a_restart_holds_for_the_airtime_spent_before_it(rig):
+    spend_hour_and_stop(rig, speed=2000.0, **THREE_FRAMES)
+    again = rig(speed=2000.0, start=T0 + timedelta(minutes=10), **THREE_FRAMES)
+    again.reading(10)
+    again.link.start()
+    again.wait(lambda: again.health.counters["lora_airtime_held"] >= 1)
+    assert again.modem.calls == ["configure"] and again.outbox.depth == 1  # not even a join
+    again.wait(lambda: again.outbox.depth == 0)
+    # the first run's Join-Request left the hour 50 minutes after the restart
+    assert again.modem.sent[0][0] >= 50 * 60 - 1
+
+
+def test_the_airtime_log_on_disk_keeps_only_the_last_hour(rig):
+    r = rig(speed=20000.0, **THREE_FRAMES)
+    for minute in range(8):
+        r.reading(minute)
+    r.link.start()
+    r.wait(lambda: r.outbox.depth == 0, timeout_s=20)
+    r.link.stop(0)
+    with closing(sqlite3.connect(r.path)) as db:
+        rows = db.execute("SELECT at_ms, seconds FROM airtime ORDER BY at_ms").fetchall()
+    last_uplink_ms = (T0.timestamp() + r.modem.sent[-1][0]) * 1000
+    assert len(r.modem.sent) == 8 and r.link.budget.total_s == pytest.approx(9 * FRAME_S)
+    assert 1 <= len(rows) <= 3  # of 9 spends over more than two hours
+    assert rows[-1][0] == pytest.approx(last_uplink_ms, abs=1000)
+    assert all(at_ms > last_uplink_ms - 3_600_000 for at_ms, _ in rows)
+
+
+def test_a_clock_gone_back_counts_the_old_airtime_for_one_hour_at_most(rig):
+    spend_hour_and_stop(rig, speed=2000.0, **THREE_FRAMES)
+    yesterday = T0 - timedelta(
+        days=1
+    )  # the RTC lost its time: the restart believes it is yesterday
+    again = rig(speed=2000.0, start=yesterday, **THREE_FRAMES)
+    again.reading(0)
+    start = started(again)
+    again.wait(lambda: again.health.counters["lora_airtime_held"] >= 1)
+    assert again.modem.calls == ["configure"]  # what the first run spent still counts
+    again.wait(lambda: again.outbox.depth == 0)
+    held_s = again.modem.sent[0][0] - start
+    assert 3600 - 1 <= held_s < 3600 + 60  # one hour, not until yesterday's clock reaches T0
+    again.link.stop(0)
+    again.outbox.close()
+
+    later = rig(speed=2000.0, start=yesterday + timedelta(hours=2, minutes=5), **THREE_FRAMES)
+    later.reading(0)
+    start = started(later)
+    later.wait(lambda: later.outbox.depth == 0)
+    assert later.health.counters["lora_airtime_held"] == 0  # the old spends were not counted twice
+    assert later.modem.sent[0][0] - start < 60
 
 
 def test_airtime_budget_arithmetic():
