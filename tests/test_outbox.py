@@ -60,6 +60,19 @@ def test_full_drop_oldest_keeps_events_and_counts(tmp_path):
     assert Outbox(tmp_path / "o.db", "river-01").counters()["dropped_full"] == 5
 
 
+def test_a_dropped_message_that_was_on_its_way_and_arrived_is_not_counted_lost(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01", max_messages=2)
+    for i in range(2):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    in_flight = box.pending()[0]  # handed to the network, not yet acknowledged
+    box.add(TELEMETRY, "level", {"i": 2}, TS)  # full: the oldest, the one in flight, is dropped
+    assert box.counters()["dropped_full"] == 1
+    box.ack([in_flight.id])  # ... and then the broker acknowledges it
+    assert box.counters()["dropped_full"] == 0 and box.depth == 2
+    box.close()
+    assert Outbox(tmp_path / "o.db", "river-01").counters()["dropped_full"] == 0
+
+
 def test_full_refuse_new_keeps_queue_and_counts(tmp_path):
     box = Outbox(tmp_path / "o.db", "river-01", max_messages=3, when_full="refuse_new")
     for i in range(3):

@@ -217,7 +217,9 @@ class Outbox:
         return [Pending(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
 
     def ack(self, ids: Iterable[int]) -> None:
-        """Remove acknowledged messages. Unknown ids (already dropped) are ignored.
+        """Remove acknowledged messages. An id no longer here was dropped to make room while it
+        was on its way: it arrived after all, so it stops counting in ``dropped_full``, which
+        then says how many readings the full outbox really lost.
 
         Deletions are not synced to disk one by one: if power fails first, the message is sent
         again and the receiver drops the duplicate, which costs far less than an fsync per ack.
@@ -238,6 +240,11 @@ class Outbox:
                         ).fetchall()
                         self._depth -= len(sizes)
                         self._bytes -= sum(size for (size,) in sizes)
+                        if len(sizes) < len(chunk):
+                            arrived = len(chunk) - len(sizes)
+                            dropped = max(0, self._counts["dropped_full"] - arrived)
+                            self._counts["dropped_full"] = dropped
+                            self._set_meta("dropped_full", dropped)
             finally:
                 self._db.execute(f"PRAGMA synchronous={self._sync}")
 
