@@ -50,6 +50,7 @@ class LoRaWANConfig:
     tx_power_dbm: int = 13  # ARIB STD-T108: 20 mW (13 dBm) for 920 MHz LPWA
     dedup_window_s: float = 0.2  # how long copies from other gateways are collected
     max_fcnt_gap: int | None = 16384  # LoRaWAN 1.0.3 MAX_FCNT_GAP; null trusts the MIC alone
+    cmd_max_attempts: int = 4  # confirmed downlinks carrying one command before it is given up
 
     def __post_init__(self) -> None:
         if not 0 <= self.rx1_dr_offset <= 7:
@@ -58,12 +59,15 @@ class LoRaWANConfig:
             raise ValueError(f"tx_power_dbm to be 0..{region.MAX_EIRP_DBM} (AS923 max EIRP)")
         if not 0 <= self.dedup_window_s <= 0.5:
             raise ValueError("dedup_window_s to be 0..0.5 s, far inside the RX1 delay")
+        if not 1 <= self.cmd_max_attempts <= 16:
+            raise ValueError("cmd_max_attempts to be 1..16")
         self.settings = NetworkSettings(
             net_id=parse_hex(self.net_id, 6, "net_id"),
             rx_window=self.rx_window,
             rx1_dr_offset=self.rx1_dr_offset,
             tx_power_dbm=self.tx_power_dbm,
             max_fcnt_gap=self.max_fcnt_gap,
+            cmd_max_attempts=self.cmd_max_attempts,
         )
 
 

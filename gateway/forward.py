@@ -4,7 +4,8 @@ Both ways in (the UDP network server and ChirpStack mode) end here, so a consume
 them apart. The envelope is the device's own: ``device`` is its id, ``seq`` its counter (widened
 from the 16 bits the payload carries), ``ts`` its measurement time; radio metadata goes under
 ``data.radio``. A payload that does not decode becomes an ``uplink_error`` event on the gateway's
-own topic, counted by reason, never dropped silently.
+own topic, counted by reason, never dropped silently. The outcome of a city command sent to a
+LoRaWAN device is reported on that topic too: ``cmd_delivered`` or ``cmd_failed``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from edge.protocol.codecs import CodecError, widen_seq
 from edge.runtime.clock import Clock
 from edge.runtime.outbox import Outbox, OutboxFull
 from gateway.lorawan.registry import Device
-from gateway.lorawan.sessions import SessionStore
+from gateway.lorawan.sessions import QueuedDownlink, SessionStore
 from gateway.lorawan.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,28 @@ class Forwarder:
         self.stats.count("forwarded")
         return seq
 
+    def command_outcome(self, device: Device, command: QueuedDownlink, delivered: bool) -> None:
+        """Tell the city whether the device acknowledged a command, naming it by the city
+        envelope's type and seq, in the same outbox batch as the uplink that settled it."""
+        data = {
+            "device": device.id,
+            "command": command.command,
+            "command_seq": command.command_seq,
+            "fport": command.fport,
+            "attempts": command.attempts,
+        }
+        self._gateway_event("cmd_delivered" if delivered else "cmd_failed", data)
+
+    def _gateway_event(self, type_: str, data: dict[str, Any]) -> None:
+        topic = Topic("gateway", self.outbox.device, "event")
+        try:
+            self.outbox.add(topic, type_, data, utc_timestamp(self.clock.now()))
+        except OutboxFull:
+            self.stats.reject("forward.outbox_full")
+
     def _decode_error(self, uplink: Uplink, reason: str) -> None:
         self.stats.reject(f"decode.{reason}")
         fields = {"device": uplink.device.id, "fport": uplink.fport, "reason": reason}
         log.warning("uplink does not decode", extra={"fields": fields})
-        topic = Topic("gateway", self.outbox.device, "event")
         data = {**fields, "codec": uplink.device.codec, "payload_hex": uplink.payload.hex()}
-        try:
-            self.outbox.add(topic, "uplink_error", data, utc_timestamp(self.clock.now()))
-        except OutboxFull:
-            self.stats.reject("forward.outbox_full")
+        self._gateway_event("uplink_error", data)

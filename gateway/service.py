@@ -85,6 +85,7 @@ class GatewayService:
             config.lorawan.settings,
             self.stats,
             self.forwarder.forward,
+            self.forwarder.command_outcome,
             self.clock,
         )
         self.network.output_batch = self.outbox.batch
@@ -186,7 +187,9 @@ class GatewayService:
             if self.config.mode == "chirpstack":
                 self._chirpstack_downlink(device.dev_eui_int, fport, data)
             else:
-                self.network.enqueue(device, fport, data)
+                self.network.enqueue(
+                    device, fport, data, command=command.type, command_seq=command.seq
+                )
         except (ValueError, OverflowError) as exc:  # EnvelopeError, CodecError, queue limits
             self.stats.reject("cmd.rejected")
             self.health.error(f"command for {device.id} rejected: {exc}")

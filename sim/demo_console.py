@@ -47,6 +47,10 @@ def describe(envelope: Envelope) -> str:
         return f"{data.get('label')} {data.get('confidence', 0):.2f}, {verdict}"
     if envelope.type == "uplink_error":
         return f"{data.get('device')}: {data.get('reason')}"
+    if envelope.type in ("cmd_delivered", "cmd_failed"):
+        outcome = "delivered" if envelope.type == "cmd_delivered" else "FAILED"
+        tries = data.get("attempts")
+        return f"{data.get('device')}: {data.get('command')} {outcome} after {tries} tries"
     return envelope.type
 
 

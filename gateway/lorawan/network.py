@@ -8,6 +8,12 @@ its ACK was evidently lost), and an older counter is a replay or a device reset 
 is written to the session store before anything is sent, so a restart neither forces a re-join
 nor reopens a replay window, and a JoinNonce or FCntDown is never issued twice.
 
+City commands go down as ConfirmedDataDown (§4.2.1) and stay at the head of the device's queue
+until an uplink carries ACK (§4.3.1.2: the device acknowledges in its next uplink). An uplink
+without it means the downlink was missed: the command is sent again in that uplink's RX window,
+each time in a new frame with the next FCntDown, up to ``cmd_max_attempts`` frames; then it is
+dropped. Either outcome is reported (``report``) in the batch that learnt it.
+
 Not implemented, deliberately for a small single-region network: MAC commands (ADR, LinkCheck,
 DeviceTime; FOpts and port 0 are ignored), Class B/C, LoRaWAN 1.1, roaming.
 """
@@ -42,7 +48,7 @@ from gateway.lorawan.frames import (
     parse_frame,
 )
 from gateway.lorawan.registry import Device, Registry
-from gateway.lorawan.sessions import Session, SessionStore
+from gateway.lorawan.sessions import QueuedDownlink, Session, SessionStore
 from gateway.lorawan.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,11 @@ class NetworkSettings:
     rx1_dr_offset: int = 0
     tx_power_dbm: int = 13
     max_fcnt_gap: int | None = 16384
+    cmd_max_attempts: int = 4
+
+
+# Told each command's outcome: the device, the command, and whether the device acknowledged it.
+CommandReport = Callable[[Device, QueuedDownlink, bool], None]
 
 
 class Transmitter(Protocol):
@@ -118,7 +129,8 @@ def _nearest_fcnt(last: int | None, received: int) -> int | None:
 
 class NetworkServer:
     """Runs on the event loop; ``forward`` is given each accepted application payload and
-    returns the envelope seq it queued (or None)."""
+    returns the envelope seq it queued (or None); ``report`` each command delivered or given up.
+    Both write to the batch ``output_batch`` opens."""
 
     def __init__(
         self,
@@ -127,6 +139,7 @@ class NetworkServer:
         settings: NetworkSettings,
         stats: Stats,
         forward: Callable[[Uplink], int | None],
+        report: CommandReport,
         clock: Clock,
     ) -> None:
         self.registry = registry
@@ -134,6 +147,7 @@ class NetworkServer:
         self.settings = settings
         self.stats = stats
         self.forward = forward
+        self.report = report
         self.clock = clock
         self.transmitter: Transmitter | None = None
         # What the forward callback writes to: its transaction commits before the state's, so
@@ -283,7 +297,10 @@ class NetworkServer:
             raise Rejected(decision.reason or "fcnt", logging.WARNING, **fields)
         if decision.verdict is Verdict.RETRANSMISSION:
             if frame.confirmed:  # its ACK was lost: acknowledge again, forward nothing
-                self._answer(session, receptions, ack=True, adr_ack_req=False)
+                # The device missed the downlink that answered the first copy, and this copy's
+                # ACK bit predates that downlink: a pending command counts as not received.
+                queued = self._settle(device, session, acked=False)
+                self._answer(device, session, receptions, queued, ack=True, adr_ack_req=False)
             raise Rejected("fcnt_retransmission", **fields)
         fcnt = decision.fcnt
         assert fcnt is not None
@@ -293,7 +310,15 @@ class NetworkServer:
         if seq is not None:
             self._seqs[device.id] = max(seq, self._seqs.get(device.id, seq))
         self.stats.count("uplinks")
-        self._answer(session, receptions, ack=frame.confirmed, adr_ack_req=frame.fctrl.adr_ack_req)
+        queued = self._settle(device, session, acked=frame.fctrl.ack)
+        self._answer(
+            device,
+            session,
+            receptions,
+            queued,
+            ack=frame.confirmed,
+            adr_ack_req=frame.fctrl.adr_ack_req,
+        )
 
     def _authenticate(self, frame: DataFrame) -> tuple[Session, FCntDecision]:
         """The session whose key signed ``frame``, and the frame-counter decision for it."""
@@ -355,12 +380,45 @@ class NetworkServer:
         )
         self._outgoing.append(downlink)
 
+    def _settle(self, device: Device, session: Session, *, acked: bool) -> list[QueuedDownlink]:
+        """Resolve the command awaiting an ACK after an uplink; return the device's queue as it
+        then stands. ACK=1 delivers it; ACK=0 means its last frame was missed, so it is sent
+        again, unless ``cmd_max_attempts`` frames have carried it already."""
+        queued = self.store.queued(session.dev_eui)
+        if not queued or queued[0].attempts == 0:
+            return queued  # nothing awaits an ACK (an ACK=1 here answers nothing of ours)
+        head = queued[0]
+        if not acked and head.attempts < self.settings.cmd_max_attempts:
+            return queued
+        self.store.dequeue(head)
+        self.report(device, head, acked)
+        fields = {
+            "device": device.id,
+            "command": head.command,
+            "command_seq": head.command_seq,
+            "attempts": head.attempts,
+        }
+        if acked:
+            self.stats.count("cmd.delivered")
+            log.info("command delivered", extra={"fields": fields})
+        else:
+            self.stats.reject("cmd.unacknowledged")
+            log.warning("command not acknowledged, given up", extra={"fields": fields})
+        return queued[1:]
+
     def _answer(
-        self, session: Session, receptions: list[Reception], *, ack: bool, adr_ack_req: bool
+        self,
+        device: Device,
+        session: Session,
+        receptions: list[Reception],
+        queued: list[QueuedDownlink],
+        *,
+        ack: bool,
+        adr_ack_req: bool,
     ) -> None:
         """The Class A downlink after an uplink: an ACK, the next queued command, or an empty
-        frame when the device asks for any downlink (ADRACKReq), in one frame."""
-        queued = self.store.queued(session.dev_eui)
+        frame when the device asks for any downlink (ADRACKReq), in one frame. A command goes
+        as ConfirmedDataDown, and its attempt is counted with the FCntDown it uses."""
         if not (ack or queued or adr_ack_req):
             return
         reception = self._route(receptions)
@@ -379,14 +437,32 @@ class NetworkServer:
             fcnt=fcnt_down,
             fport=item.fport if item else None,
             payload=item.payload if item else b"",
+            confirmed=item is not None,
             fctrl=FCtrl(ack=ack, f_pending=len(queued) > 1),
         )
         if item is not None:
-            self.store.dequeue(item)
+            item = self.store.count_attempt(item)
+            self.stats.count("cmd.sent")
+            fields = {
+                "device": device.id,
+                "command": item.command,
+                "attempt": item.attempts,
+                "fcnt_down": fcnt_down,
+            }
+            log.info("command sent", extra={"fields": fields})
         self._send(phy, reception, join=False)
 
-    def enqueue(self, device: Device, fport: int, payload: bytes) -> None:
-        """Queue an application downlink for the device's next uplink (at most once)."""
+    def enqueue(
+        self,
+        device: Device,
+        fport: int,
+        payload: bytes,
+        *,
+        command: str = "",
+        command_seq: int | None = None,
+    ) -> None:
+        """Queue a city command (``command`` and ``command_seq``: its envelope's type and seq,
+        for the report) for the device's next uplink."""
         if not FIRST_APP_PORT <= fport <= LAST_APP_PORT:
             raise ValueError(f"fPort {fport} is not an application port")
         limit = max_payload(region.RX2_DR, dwell_time=True).n  # RX2: the smallest window
@@ -394,4 +470,4 @@ class NetworkServer:
             raise ValueError(f"{len(payload)} bytes exceed the {limit} that fit DR2 with dwell")
         if len(self.store.queued(device.eui)) >= MAX_QUEUED_DOWNLINKS:
             raise OverflowError(f"{MAX_QUEUED_DOWNLINKS} downlinks already queued")
-        self.store.enqueue(device.eui, fport, payload)
+        self.store.enqueue(device.eui, fport, payload, command=command, command_seq=command_seq)

@@ -6,7 +6,9 @@
   and a JoinNonce is never issued twice;
 - the newest envelope ``seq`` per device id, the base from which the 16 bits of ``seq`` an uplink
   carries are widened (it outlives re-joins, as ``seq`` does);
-- the downlink queue per device, filled from the city's ``cmd`` messages.
+- the downlink queue per device, filled from the city's ``cmd`` messages: each command with the
+  city envelope's type and seq (to report its outcome) and how many confirmed downlinks carried
+  it so far, so a restart neither forgets a command awaiting its ACK nor resets its attempts.
 
 The file holds session keys: it is created mode 0600. The caller keeps the in-memory copy
 (``Session``) and writes through; each change is a transaction of its own, or part of the one
@@ -20,7 +22,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,10 +49,19 @@ CREATE TABLE IF NOT EXISTS downlink (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     dev_eui TEXT NOT NULL,
     fport INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    command TEXT NOT NULL DEFAULT '',
+    command_seq INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS downlink_by_device ON downlink(dev_eui, id);
 """
+# Columns added after the first release, for state files written before them.
+DOWNLINK_COLUMNS = {
+    "command": "TEXT NOT NULL DEFAULT ''",
+    "command_seq": "INTEGER",
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+}
 
 
 @dataclass
@@ -68,10 +79,16 @@ class Session:
 
 @dataclass(frozen=True)
 class QueuedDownlink:
+    """A city command waiting for its device. ``attempts`` counts the confirmed downlinks that
+    carried it: above 0 it awaits the device's ACK."""
+
     id: int
     dev_eui: str
     fport: int
     payload: bytes
+    command: str = ""
+    command_seq: int | None = None
+    attempts: int = 0
 
 
 class SessionStore:
@@ -89,11 +106,17 @@ class SessionStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(downlink)")}
+        for name, definition in DOWNLINK_COLUMNS.items():
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE downlink ADD COLUMN {name} {definition}")
         for suffix in ("", "-wal", "-shm"):  # keys inside: owner-only, whatever the umask
             if Path(f"{path}{suffix}").exists():
                 os.chmod(f"{path}{suffix}", 0o600)
-        rows = self._db.execute("SELECT DISTINCT dev_eui FROM downlink").fetchall()
-        self._queued = {dev_eui for (dev_eui,) in rows}  # spares a query per uplink
+        self._queued = self._devices_with_downlinks()  # spares a query per uplink
+
+    def _devices_with_downlinks(self) -> set[str]:
+        return {e for (e,) in self._db.execute("SELECT DISTINCT dev_eui FROM downlink")}
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -108,6 +131,7 @@ class SessionStore:
                 yield
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._queued = self._devices_with_downlinks()  # a dequeue may be undone
                 raise
             else:
                 self._db.execute("COMMIT")
@@ -192,19 +216,37 @@ class SessionStore:
         return rows[0][0] if rows else None
 
     # -- downlink queue -------------------------------------------------------------------------
-    def enqueue(self, dev_eui: str, fport: int, payload: bytes) -> None:
-        sql = "INSERT INTO downlink(dev_eui, fport, payload) VALUES (?, ?, ?)"
+    def enqueue(
+        self,
+        dev_eui: str,
+        fport: int,
+        payload: bytes,
+        *,
+        command: str = "",
+        command_seq: int | None = None,
+    ) -> None:
+        sql = (
+            "INSERT INTO downlink(dev_eui, fport, payload, command, command_seq) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
         with self._lock:
-            self._write((sql, (dev_eui, fport, payload)))
+            self._write((sql, (dev_eui, fport, payload, command, command_seq)))
             self._queued.add(dev_eui)
 
     def queued(self, dev_eui: str) -> list[QueuedDownlink]:
         if dev_eui not in self._queued:
             return []
         rows = self._rows(
-            "SELECT id, fport, payload FROM downlink WHERE dev_eui = ? ORDER BY id", (dev_eui,)
+            "SELECT id, fport, payload, command, command_seq, attempts FROM downlink "
+            "WHERE dev_eui = ? ORDER BY id",
+            (dev_eui,),
         )
-        return [QueuedDownlink(r[0], dev_eui, r[1], bytes(r[2])) for r in rows]
+        return [QueuedDownlink(r[0], dev_eui, r[1], bytes(r[2]), *r[3:]) for r in rows]
+
+    def count_attempt(self, item: QueuedDownlink) -> QueuedDownlink:
+        """One more confirmed downlink carries ``item``; written with the FCntDown it uses."""
+        self._write(("UPDATE downlink SET attempts = attempts + 1 WHERE id = ?", (item.id,)))
+        return replace(item, attempts=item.attempts + 1)
 
     def dequeue(self, item: QueuedDownlink) -> None:
         with self._lock:

@@ -4,7 +4,8 @@ No radio and no timing: it turns readings into the PHYPayloads a real device wou
 checks and decrypts what comes back, so a test (or the RAK3172 modem simulator) can put it behind
 a simulated packet forwarder. It uses the gateway's own frame and crypto code, which is tested
 against the published vectors; what it adds is the device's bookkeeping (DevNonce, FCntUp,
-FCntDown) and the codec.
+FCntDown) and the codec. Like a real modem (LoRaWAN 1.0.4 §4.3.1.2), it acknowledges a
+confirmed downlink by setting ACK in its next uplink, once.
 
     device = LoRaWANDevice(dev_eui=0x70B3D57ED0000001, app_key=bytes.fromhex("..."))
     rxpk = forwarder.uplink(device.join_request())
@@ -26,6 +27,7 @@ from gateway.lorawan.frames import (
     FCtrl,
     FrameError,
     JoinAccept,
+    MType,
     build_data_uplink,
     build_join_request,
     parse_frame,
@@ -42,6 +44,7 @@ class Downlink:
     payload: bytes
     ack: bool
     f_pending: bool
+    confirmed: bool  # ConfirmedDataDown: the device's next uplink carries ACK
 
 
 class LoRaWANDevice:
@@ -69,6 +72,7 @@ class LoRaWANDevice:
         self.dev_nonce = 0  # the next DevNonce; 1.0.4 devices count up from 0 in NVM
         self.fcnt_up = 0  # the next FCntUp
         self.fcnt_down: int | None = None  # the last accepted FCntDown
+        self.ack_pending = False  # the last downlink was confirmed: ACK it in the next uplink
         self.last_accept: JoinAccept | None = None
 
     @property
@@ -103,6 +107,7 @@ class LoRaWANDevice:
             keys.app_s_key,
         )
         self.fcnt_up, self.fcnt_down, self.last_accept = 0, None, accept
+        self.ack_pending = False
         return accept
 
     # -- uplinks --------------------------------------------------------------------------------
@@ -114,7 +119,8 @@ class LoRaWANDevice:
         confirmed: bool = False,
         adr_ack_req: bool = False,
     ) -> bytes:
-        """The next data uplink (FCntUp consumed); ``fport`` None sends an empty frame."""
+        """The next data uplink (FCntUp consumed); ``fport`` None sends an empty frame. It
+        carries ACK if the last downlink was confirmed (acknowledgements are never repeated)."""
         if self.nwk_s_key is None or self.app_s_key is None or self.dev_addr is None:
             raise RuntimeError("not joined: no session")
         frame = build_data_uplink(
@@ -125,9 +131,10 @@ class LoRaWANDevice:
             fport=fport,
             payload=payload,
             confirmed=confirmed,
-            fctrl=FCtrl(adr_ack_req=adr_ack_req),
+            fctrl=FCtrl(ack=self.ack_pending, adr_ack_req=adr_ack_req),
         )
         self.fcnt_up += 1
+        self.ack_pending = False
         return frame
 
     def message(
@@ -169,8 +176,10 @@ class LoRaWANDevice:
         if not hmac.compare_digest(expected, frame.mic):
             raise FrameError("bad_mic", "downlink MIC or counter does not match")
         self.fcnt_down = fcnt
+        self.ack_pending = frame.mtype is MType.CONFIRMED_DATA_DOWN
         payload = frame.decrypt(self.nwk_s_key, self.app_s_key, fcnt) if frame.frm_payload else b""
-        return Downlink(fcnt, frame.fport, payload, frame.fctrl.ack, frame.fctrl.f_pending)
+        fctrl = frame.fctrl
+        return Downlink(fcnt, frame.fport, payload, fctrl.ack, fctrl.f_pending, frame.confirmed)
 
     def command(self, downlink: Downlink) -> tuple[str, dict[str, Any]]:
         """The city command a downlink carries, decoded with the device's codec."""

@@ -11,6 +11,9 @@ arrives, so a join or a confirmed uplink takes milliseconds, not seconds. A mode
 nothing within ``rx_window_s`` (real seconds) reports what a real one reports after its RX2
 window: no Join-Accept, no acknowledgement. Several modems may share one forwarder: each offers
 every downlink to its own device, which rejects frames for another DevAddr or another AppKey.
+
+Fault: ``miss_downlinks(n)``: the next ``n`` receive windows hear nothing (a downlink lost to
+interference), so the device neither gets those frames nor acknowledges them.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class ModemRadio:
         self.rssi = rssi
         self.lsnr = lsnr
         self.uplinks = 0  # frames put on the air, joins included
+        self._deaf_windows = 0
         self._rng = random.Random(seed)
         self._inbox: queue.Queue[ReceivedDownlink] = queue.Queue()
         self._listening = threading.Event()
@@ -103,6 +107,9 @@ class ModemRadio:
         downlink = self._exchange(frame, dr, self.device.downlink)
         return (downlink is not None and downlink.ack), downlink
 
+    def miss_downlinks(self, windows: int) -> None:
+        self._deaf_windows = windows
+
     def _heard(self, received: ReceivedDownlink) -> None:
         if self._listening.is_set():
             self._inbox.put(received)
@@ -111,6 +118,9 @@ class ModemRadio:
         """Transmit ``phy``; the first downlink ``accept`` takes within the receive window."""
         while not self._inbox.empty():  # what came after an earlier window closed is not ours
             self._inbox.get_nowait()
+        deaf = self._deaf_windows > 0
+        if deaf:
+            self._deaf_windows -= 1
         self._listening.set()
         try:
             self.uplinks += 1
@@ -131,6 +141,8 @@ class ModemRadio:
                     received = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     return None
+                if deaf:
+                    continue  # on the air, not heard: the window stays open until it closes
                 try:
                     return accept(received.txpk.data)
                 except (FrameError, ValueError, RuntimeError):

@@ -1,6 +1,7 @@
 """The gateway as the city sees it: a simulated device joins over OTAA through the UDP server,
 its readings arrive on MQTT as its own envelopes, bad payloads become counted error events,
-commands come back down, and a restart neither forces a re-join nor reopens a replay window."""
+commands come back down and the city learns whether they arrived, and a restart neither forces a
+re-join nor reopens a replay window."""
 
 from __future__ import annotations
 
@@ -96,9 +97,10 @@ def test_payload_that_does_not_decode_is_a_counted_error_event(
         assert envelopes(seen) == []
 
 
-def test_city_command_goes_down_in_rx1_after_the_next_uplink(
-    broker, make_config, gateway, forwarders, keys
+def test_city_command_goes_down_in_rx1_after_the_next_uplink_and_its_delivery_is_reported(
+    broker, make_config, gateway, forwarders, watch, keys
 ):
+    watcher = watch(broker)
     with gateway(make_config(broker)) as gw:
         pf = forwarders(gw.address)
         device = otaa_device(keys)
@@ -117,6 +119,56 @@ def test_city_command_goes_down_in_rx1_after_the_next_uplink(
         assert downlink.txpk.freq == 923.2
         received = device.downlink(downlink.txpk.data)
         assert device.command(received) == ("set_interval", {"interval_s": 60})
+        assert received.confirmed  # ConfirmedDataDown: the device must acknowledge it
+        pf.uplink(level(device, 1))  # the device's next uplink carries the ACK
+        seen = watcher.collect(lambda s: gateway_events(s))
+        (event,) = gateway_events(seen)
+        assert (event.device, event.type) == (GATEWAY_ID, "cmd_delivered")
+        assert event.data == {
+            "device": "river-lora-01",
+            "command": "set_interval",
+            "command_seq": 2,
+            "fport": 10,
+            "attempts": 1,
+        }
+        assert gw.stats.value("cmd.delivered") == 1
+
+
+def test_a_command_never_acknowledged_is_sent_max_attempts_times_then_reported_failed(
+    broker, make_config, gateway, forwarders, watch, keys
+):
+    watcher = watch(broker)
+    with gateway(make_config(broker, lorawan={"cmd_max_attempts": 2})) as gw:
+        pf = forwarders(gw.address)
+        device = otaa_device(keys)
+        join(device, pf)
+        cmd = str(Topic("river", "river-lora-01", "cmd"))
+        publish(broker, cmd, command("river-lora-01", 5, "set_interval", {"interval_s": 120}))
+        gw.wait_for(lambda: gw.stats.value("cmd.queued") == 1)
+        sent = []
+        for seq in range(2):  # the device is out of reach of the gateway's transmitter
+            pf.uplink(level(device, seq))
+            sent.append(pf.wait_downlink().txpk.data)
+        pf.uplink(level(device, 2))
+        seen = watcher.collect(lambda s: gateway_events(s))
+        (event,) = gateway_events(seen)
+        assert event.type == "cmd_failed"
+        assert event.data == {
+            "device": "river-lora-01",
+            "command": "set_interval",
+            "command_seq": 5,
+            "fport": 10,
+            "attempts": 2,
+        }
+        assert len(set(sent)) == 2  # two distinct frames, each with its own FCntDown
+        assert [device.command(device.downlink(phy)) for phy in sent] == [
+            ("set_interval", {"interval_s": 120})
+        ] * 2
+        assert pf.downlinks.empty()  # given up: not sent a third time
+    seen = watcher.collect(lambda s: statuses(s) and statuses(s)[-1].state == "offline")
+    lorawan = statuses(seen)[-1].health["lorawan"]
+    assert lorawan["accepted"]["cmd.sent"] == 2
+    assert lorawan["rejected"] == {"cmd.unacknowledged": 1}
 
 
 def test_restart_keeps_sessions_seq_and_the_replay_window_closed(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 import yaml
 from gateway_rig import ABP_ADDR, GW2_EUI, GW_EUI, abp_device, level, otaa_device, registry_data
@@ -43,12 +45,14 @@ class Net:
         self.stats = Stats(Clock())
         self.store = SessionStore(tmp_path / "state.db", sync="normal")
         self.forwarded: list[Uplink] = []
+        self.reports = []  # (device, command, command_seq, delivered, attempts)
         self.server = NetworkServer(
             Registry.load(registry_path),
             self.store,
             NetworkSettings(**settings),
             self.stats,
             self._forward,
+            self._report,
             Clock(),
         )
         self.radio = Radio()
@@ -57,6 +61,22 @@ class Net:
     def _forward(self, uplink):
         self.forwarded.append(uplink)
         return len(self.forwarded) - 1
+
+    def _report(self, device, command, delivered):
+        self.reports.append(
+            (device.id, command.command, command.command_seq, delivered, command.attempts)
+        )
+
+    def command(self, device, interval_s, seq):
+        """The city's ``set_interval`` for ``device``, queued as the service queues it."""
+        registered = self.server.registry.by_eui[device.dev_eui]
+        fport, payload = registered.payload_codec.encode_command(
+            "set_interval", {"interval_s": interval_s}
+        )
+        self.server.enqueue(registered, fport, payload, command="set_interval", command_seq=seq)
+
+    def last_downlink(self):
+        return self.radio.sent[-1].first.data
 
     def hear(self, phy, *gateways, tmst=TMST, datr="SF10BW125"):
         gateways = gateways or ((GW_EUI, -80, 7.5),)
@@ -204,21 +224,109 @@ def test_confirmed_uplink_is_acked_in_rx1_and_again_when_retransmitted(net, keys
 def test_queued_commands_go_out_one_per_uplink_with_fpending(net, keys):
     n = net()
     device = abp_device(keys)
-    registered = n.server.registry.by_eui[device.dev_eui]
-    for interval in (60, 600):
-        command = registered.payload_codec.encode_command("set_interval", {"interval_s": interval})
-        n.server.enqueue(registered, *command)
-    n.hear(level(device, 0))
-    n.hear(level(device, 1, confirmed=True))
-    n.hear(level(device, 2))
-    received = [device.downlink(d.first.data) for d in n.radio.sent]
+    n.command(device, 60, seq=1)
+    n.command(device, 600, seq=2)
+    received = []
+    for seq, confirmed in ((0, False), (1, True), (2, False)):
+        n.hear(level(device, seq, confirmed=confirmed))
+        if len(n.radio.sent) > len(received):
+            received.append(device.downlink(n.last_downlink()))
     assert [device.command(d) for d in received] == [
         ("set_interval", {"interval_s": 60}),
         ("set_interval", {"interval_s": 600}),
     ]
-    assert [(d.f_pending, d.ack) for d in received] == [(True, False), (False, True)]
+    assert [(d.f_pending, d.ack, d.confirmed) for d in received] == [
+        (True, False, True),
+        (False, True, True),
+    ]
+    assert [r[2:] for r in n.reports] == [(1, True, 1), (2, True, 1)]
     with pytest.raises(ValueError):
-        n.server.enqueue(registered, 10, bytes(12))  # more than DR2 carries under dwell
+        n.server.enqueue(n.server.registry.by_eui[device.dev_eui], 10, bytes(12))  # > DR2 dwell
+
+
+def test_a_missed_command_is_sent_again_in_a_new_frame_until_the_device_acks_it(net, keys):
+    n = net()
+    device = abp_device(keys)
+    n.command(device, 300, seq=7)
+    n.hear(level(device, 0))
+    missed = n.last_downlink()  # lost in the air: the device never hears it
+    n.hear(level(device, 1))  # so this uplink carries no ACK
+    resent = n.last_downlink()
+    assert missed != resent
+    heard = device.downlink(resent)
+    assert device.command(heard) == ("set_interval", {"interval_s": 300})
+    assert (heard.fcnt, heard.confirmed) == (1, True)  # the next FCntDown, never the same one
+    assert n.reports == []  # not acknowledged yet
+    n.hear(level(device, 2))  # the device's ACK rides on its next uplink
+    n.hear(level(device, 3))
+    assert n.reports == [("river-lora-02", "set_interval", 7, True, 2)]
+    assert len(n.radio.sent) == 2  # delivered: never sent again
+    assert n.store.queued(f"{device.dev_eui:016x}") == []
+    accepted = n.stats.snapshot()["accepted"]
+    assert (accepted["cmd.sent"], accepted["cmd.delivered"]) == (2, 1)
+    assert len(n.forwarded) == 4
+
+
+def test_a_command_never_acknowledged_is_given_up_after_max_attempts(net, keys):
+    n = net(cmd_max_attempts=3)
+    device = abp_device(keys)
+    n.command(device, 300, seq=7)
+    n.command(device, 600, seq=8)
+    for seq in range(3):  # three frames carry the first command; the device hears none
+        n.hear(level(device, seq))
+    first = [device.downlink(d.first.data) for d in n.radio.sent]
+    device.ack_pending = False  # heard only now, by the test: the device never acknowledged
+    assert [device.command(d) for d in first] == [("set_interval", {"interval_s": 300})] * 3
+    assert [d.fcnt for d in first] == [0, 1, 2]
+    assert n.reports == []
+    n.hear(level(device, 3))  # a fourth uplink without ACK: the first command is given up
+    assert n.reports == [("river-lora-02", "set_interval", 7, False, 3)]
+    assert n.rejected == {"cmd.unacknowledged": 1}
+    second = device.downlink(n.last_downlink())  # and the next one goes in the same window
+    assert device.command(second) == ("set_interval", {"interval_s": 600})
+    assert (second.fcnt, second.f_pending) == (3, False)
+    n.hear(level(device, 4))
+    assert n.reports[-1] == ("river-lora-02", "set_interval", 8, True, 1)
+
+
+def test_a_retransmitted_uplink_does_not_acknowledge_a_command(net, keys):
+    n = net(cmd_max_attempts=2)
+    device = abp_device(keys)
+    n.command(device, 300, seq=7)
+    device.ack_pending = True  # its frame carries ACK, but for nothing the gateway sent
+    phy = level(device, 0, confirmed=True)
+    n.hear(phy)  # ACK + the command: lost
+    n.hear(phy)  # the device repeats the frame, ACK bit and all: attempt 2
+    n.hear(phy)  # and again: two attempts were not acknowledged
+    assert n.reports == [("river-lora-02", "set_interval", 7, False, 2)]
+    assert [device.downlink(d.first.data).fcnt for d in n.radio.sent] == [0, 1, 2]
+
+
+def test_command_state_survives_restarts_without_reusing_a_fcnt_down(net, keys):
+    device = abp_device(keys)
+    before = net(cmd_max_attempts=2)
+    before.command(device, 300, seq=7)
+    before.command(device, 600, seq=8)
+    before.hear(level(device, 0))  # attempt 1 of the first command: missed
+    before.close()
+    middle = net(cmd_max_attempts=2)  # the gateway restarted
+    middle.hear(level(device, 1))  # no ACK: attempt 2, the last
+    assert device.downlink(middle.last_downlink()).fcnt == 1
+    device.ack_pending = False  # missed too
+    middle.close()
+    after = net(cmd_max_attempts=2)  # restarted again: the attempts are remembered
+    after.hear(level(device, 2))
+    assert after.reports == [("river-lora-02", "set_interval", 7, False, 2)]
+    second = device.downlink(after.last_downlink())
+    assert (device.command(second), second.fcnt) == (("set_interval", {"interval_s": 600}), 2)
+    acked = level(device, 3)  # carries the ACK of the second command
+    after.hear(acked)
+    after.close()
+    last = net(cmd_max_attempts=2)
+    last.hear(acked)  # replayed after a restart: not a second delivery
+    assert last.reports == [] and last.rejected == {"frame.fcnt_retransmission": 1}
+    assert after.reports[-1] == ("river-lora-02", "set_interval", 8, True, 1)
+    assert last.store.queued(f"{device.dev_eui:016x}") == []
 
 
 def test_adr_ack_req_gets_an_empty_downlink(net, keys):
@@ -282,3 +390,24 @@ def test_garbage_frames_are_rejected_by_reason(net):
         n.hear(phy)
     assert sum(n.rejected.values()) == 4
     assert set(n.rejected) <= {f"frame.{r}" for r in ("too_short", "bad_mtype", "unknown_dev_addr")}
+
+
+def test_a_state_file_from_before_confirmed_commands_keeps_its_queue(tmp_path, net, keys):
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.execute(
+        "CREATE TABLE downlink (id INTEGER PRIMARY KEY AUTOINCREMENT, dev_eui TEXT NOT NULL, "
+        "fport INTEGER NOT NULL, payload BLOB NOT NULL)"
+    )
+    device = abp_device(keys)
+    old.execute(
+        "INSERT INTO downlink(dev_eui, fport, payload) VALUES (?, 10, ?)",
+        (f"{device.dev_eui:016x}", (300).to_bytes(4, "big")),
+    )
+    old.commit()
+    old.close()
+    n = net()  # the upgraded gateway opens it
+    n.hear(level(device, 0))
+    sent = device.downlink(n.last_downlink())
+    assert (device.command(sent), sent.confirmed) == (("set_interval", {"interval_s": 300}), True)
+    n.hear(level(device, 1))
+    assert n.reports == [("river-lora-02", "", None, True, 1)]

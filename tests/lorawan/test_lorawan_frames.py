@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -86,6 +88,42 @@ def test_lora_packet_ack_downlink_both_directions():
         LP_NWK, LP_APP, dev_addr=0x49BE7DF1, fcnt=2, fport=1, fctrl=FCtrl(ack=True)
     )
     assert ack == wire
+
+
+def test_confirmed_data_down_layout_encryption_and_mic():
+    # lora-packet packet_test.ts "should create packet with MType as integer" (MType 5): MHDR A0,
+    # the octets of a Confirmed Data Down. Its MIC is a placeholder (no keys there), so the MIC and
+    # the cipher are computed here from the 1.0.4 text: §4.4 B0 and §4.3.3 A1 with Dir = 1.
+    vector = h("A0d4c3b2a10001000174657374eeeeeeee")
+    frame = parse_frame(vector)
+    assert vector[0] >> 5 == 0b101 and frame.mtype is MType.CONFIRMED_DATA_DOWN
+    assert frame.confirmed and not frame.uplink
+    assert (frame.dev_addr, frame.fcnt, frame.fport, frame.frm_payload) == (
+        0xA1B2C3D4,
+        1,
+        1,
+        b"test",
+    )
+    assert frame.to_bytes() == vector
+    fcnt = 0x10001  # the 32-bit FCntDown: its high half is in B0 and A1, not on air
+    fields = {"dev_addr": 0xA1B2C3D4, "fcnt": fcnt, "fport": 1, "payload": b"test"}
+    built = build_data_downlink(LP_NWK, LP_APP, **fields, confirmed=True, fctrl=FCtrl(ack=True))
+    assert built[:5] + built[6:9] == vector[:5] + vector[6:9]  # MHDR, DevAddr, FCnt, FPort
+    assert built[5] == 0x20  # FCtrl: ACK, FOptsLen 0
+    addr_fcnt = (0xA1B2C3D4).to_bytes(4, "little") + fcnt.to_bytes(4, "little")
+    a1 = bytes([0x01, 0, 0, 0, 0, 1]) + addr_fcnt + bytes([0, 1])
+    encryptor = Cipher(algorithms.AES(LP_APP), modes.ECB()).encryptor()
+    stream = encryptor.update(a1) + encryptor.finalize()
+    assert built[9:-4] == bytes(a ^ b for a, b in zip(b"test", stream, strict=False))
+    b0 = bytes([0x49, 0, 0, 0, 0, 1]) + addr_fcnt + bytes([0, len(built) - 4])
+    cmac = CMAC(algorithms.AES(LP_NWK))
+    cmac.update(b0 + built[:-4])
+    assert built[-4:] == cmac.finalize()[:4]
+    parsed = parse_frame(built)
+    assert parsed.mic_valid(LP_NWK, fcnt) and not parsed.mic_valid(LP_NWK, 1)
+    unconfirmed = build_data_downlink(LP_NWK, LP_APP, **fields, fctrl=FCtrl(ack=True))
+    assert unconfirmed[0] == 0x60 and unconfirmed[1:-4] == built[1:-4]
+    assert unconfirmed[-4:] != built[-4:]  # the MHDR is signed: the MType cannot be flipped
 
 
 def test_lora_packet_fport_zero_uses_nwk_s_key():

@@ -8,6 +8,7 @@ from river_rig import Scripted, app_key_file, envelopes, level_payload
 
 from edge.drivers.lorawan import Downlink, ModemConfig, ModemError, open_modem
 from edge.drivers.lorawan.rak3172 import event_name
+from edge.protocol import Envelope
 from sim.devices.rak3172 import Rak3172Sim
 from sim.serial_pty import PtyDevice
 
@@ -206,6 +207,34 @@ def test_join_send_and_a_city_command_through_the_gateway(rak, watch, legacy_eve
     readings = envelopes(seen, device, "telemetry")
     assert [(e.seq, e.data["level_m"]) for e in readings] == [(41, 2.345), (42, 1.25)]
     assert sim.radio.uplinks == 3  # the join and two uplinks, each really on the air
+
+
+def test_a_missed_command_is_sent_again_and_the_city_learns_it_arrived(rak, watch):
+    network, make = rak
+    watcher = watch(network.broker, "machimori/v1/gateway/+/event")
+    sim, modem = make()
+    assert modem.join()
+    network.command("river-rak", "set_interval", {"interval_s": 300})
+    sim.radio.miss_downlinks(1)
+    modem.send(*level_payload(1), confirmed=False)
+    assert modem.downlinks == []  # the downlink was lost in the air
+    modem.send(*level_payload(2), confirmed=False)  # without ACK: the gateway sends it again
+    assert modem.downlinks == [Downlink(10, (300).to_bytes(4, "big"), -95, 6.0)]
+    modem.send(*level_payload(3), confirmed=False)  # the modem acknowledges in this uplink
+    seen = watcher.collect(lambda m: m)
+    events = [Envelope.from_json(m.payload) for m in seen]
+    assert [(e.type, e.data) for e in events] == [
+        (
+            "cmd_delivered",
+            {
+                "device": network.ids["river-rak"],
+                "command": "set_interval",
+                "command_seq": 1,
+                "fport": 10,
+                "attempts": 2,
+            },
+        )
+    ]
 
 
 def test_a_wrong_app_key_never_joins(rak, tmp_path):
