@@ -227,32 +227,40 @@ class Outbox:
         ids = list(ids)
         if not ids:
             return
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                with self._transaction():
-                    for start in range(0, len(ids), 500):
-                        chunk = ids[start : start + 500]
-                        marks = ",".join("?" * len(chunk))
-                        sizes = self._db.execute(
-                            f"DELETE FROM message WHERE id IN ({marks}) RETURNING LENGTH(payload)",
-                            chunk,
-                        ).fetchall()
-                        self._depth -= len(sizes)
-                        self._bytes -= sum(size for (size,) in sizes)
-                        if len(sizes) < len(chunk):
-                            arrived = len(chunk) - len(sizes)
-                            dropped = max(0, self._counts["dropped_full"] - arrived)
-                            self._counts["dropped_full"] = dropped
-                            self._set_meta("dropped_full", dropped)
-            finally:
-                self._db.execute(f"PRAGMA synchronous={self._sync}")
+        with self._lock, self._unsynced():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sizes = self._db.execute(
+                    f"DELETE FROM message WHERE id IN ({marks}) RETURNING LENGTH(payload)",
+                    chunk,
+                ).fetchall()
+                self._depth -= len(sizes)
+                self._bytes -= sum(size for (size,) in sizes)
+                if len(sizes) < len(chunk):
+                    arrived = len(chunk) - len(sizes)
+                    dropped = max(0, self._counts["dropped_full"] - arrived)
+                    self._counts["dropped_full"] = dropped
+                    self._set_meta("dropped_full", dropped)
+
+    @contextmanager
+    def _unsynced(self) -> Iterator[None]:
+        """A transaction committed without its own fsync (WAL, synchronous=NORMAL): it survives
+        the process, and the next synced commit (the next message stored) takes it to disk too,
+        because the WAL is flushed as one file."""
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction():
+                yield
+        finally:
+            self._db.execute(f"PRAGMA synchronous={self._sync}")
 
     # -- airtime spent by the radio (edge.runtime.lora_link) -----------------------------------
     def log_airtime(self, at_ms: int, seconds: float, *, keep_after_ms: int) -> None:
         """Record ``seconds`` on air at wall-clock ``at_ms`` and forget entries at or before
-        ``keep_after_ms``, in one transaction."""
-        with self._lock, self._transaction():
+        ``keep_after_ms``, in one transaction, without an fsync of its own: a power cut can
+        forget the spends since the last message stored, not more."""
+        with self._lock, self._unsynced():
             self._db.execute("INSERT INTO airtime(at_ms, seconds) VALUES (?, ?)", (at_ms, seconds))
             self._db.execute("DELETE FROM airtime WHERE at_ms <= ?", (keep_after_ms,))
 

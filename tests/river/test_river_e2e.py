@@ -156,7 +156,9 @@ def test_flash_flood_through_all_levels_and_a_gateway_outage(flood_rig):
         first, last = (lo.t, hi.t) if lo.direction == "rising" else (hi.t, lo.t)
         measured = scenario_s(clock, event)
         assert first - BURST_SPAN_S <= measured <= last + CYCLE_S + SLACK_S, event.data
-        assert arrived - last <= CYCLE_S + SLACK_S, f"{event.data} arrived late"
+        assert arrived - last <= CYCLE_S + SLACK_S, (
+            f"{event.data} arrived late; {host.health.snapshot()}"
+        )
 
     # Levels within the sensor's accuracy (after the correction for cold air); 欠測 when blind.
     telemetry = arrivals.of(device, "telemetry")
