@@ -8,9 +8,12 @@ anonymous visitor and a logged-in member of staff never share a session by accid
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -60,8 +63,7 @@ class Chromium:
 
     def __init__(self) -> None:
         self.binary = chromium_binary()
-        self._tmp = tempfile.TemporaryDirectory(prefix="chromium-")
-        self.profile = Path(self._tmp.name)
+        self.profile = Path(tempfile.mkdtemp(prefix="chromium-"))
         self.proc: subprocess.Popen[bytes] | None = None
         self._ws: websocket.WebSocket | None = None
         self._ids = itertools.count(1)
@@ -72,6 +74,7 @@ class Chromium:
             [self.binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
             stdout=log,
             stderr=log,
+            start_new_session=True,  # its helpers (zygote, crashpad) can be stopped with it
         )
         log.close()
         port_file = self.profile / "DevToolsActivePort"
@@ -139,9 +142,20 @@ class Chromium:
             except OSError:
                 pass
             self._ws = None
-        stop_process(self.proc, timeout_s=10)
-        self.proc = None
-        self._tmp.cleanup()
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=10)
+            with contextlib.suppress(ProcessLookupError):  # helpers still writing the profile
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc = None
+        for _ in range(50):  # a killed helper may take a moment to let go of its files
+            try:
+                shutil.rmtree(self.profile)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> Chromium:
         return self.start()
