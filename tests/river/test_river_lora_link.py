@@ -218,15 +218,14 @@ def test_the_airtime_log_on_disk_keeps_only_the_last_hour(rig):
     last_uplink_ms = (T0.timestamp() + r.modem.sent[-1][0]) * 1000
     assert len(r.modem.sent) == 8 and r.link.budget.total_s == pytest.approx(9 * FRAME_S)
     assert 1 <= len(rows) <= 3  # of 9 spends over more than two hours
-    assert rows[-1][0] == pytest.approx(last_uplink_ms, abs=1000)
+    # the newest row is the last uplink's (a minute at 20000x is 3 ms of real time: 10 of slack)
+    assert rows[-1][0] == pytest.approx(last_uplink_ms, abs=600_000)
     assert all(at_ms > last_uplink_ms - 3_600_000 for at_ms, _ in rows)
 
 
 def test_a_clock_gone_back_counts_the_old_airtime_for_one_hour_at_most(rig):
     spend_hour_and_stop(rig, speed=2000.0, **THREE_FRAMES)
-    yesterday = T0 - timedelta(
-        days=1
-    )  # the RTC lost its time: the restart believes it is yesterday
+    yesterday = T0 - timedelta(days=1)  # the RTC lost its time: the restart thinks it is yesterday
     again = rig(speed=2000.0, start=yesterday, **THREE_FRAMES)
     again.reading(0)
     start = started(again)
@@ -234,7 +233,8 @@ def test_a_clock_gone_back_counts_the_old_airtime_for_one_hour_at_most(rig):
     assert again.modem.calls == ["configure"]  # what the first run spent still counts
     again.wait(lambda: again.outbox.depth == 0)
     held_s = again.modem.sent[0][0] - start
-    assert 3600 - 1 <= held_s < 3600 + 60  # one hour, not until yesterday's clock reaches T0
+    # one hour, not until yesterday's clock reaches T0 (10 minutes at 2000x: 0.3 s of real slack)
+    assert 3600 - 1 <= held_s < 3600 + 600
     again.link.stop(0)
     again.outbox.close()
 
@@ -243,7 +243,7 @@ def test_a_clock_gone_back_counts_the_old_airtime_for_one_hour_at_most(rig):
     start = started(later)
     later.wait(lambda: later.outbox.depth == 0)
     assert later.health.counters["lora_airtime_held"] == 0  # the old spends were not counted twice
-    assert later.modem.sent[0][0] - start < 60
+    assert later.modem.sent[0][0] - start < 600  # at once, not held for an hour
 
 
 def test_airtime_budget_arithmetic():
