@@ -49,14 +49,12 @@ CREATE TABLE IF NOT EXISTS downlink (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     dev_eui TEXT NOT NULL,
     fport INTEGER NOT NULL,
-    payload BLOB NOT NULL,
-    command TEXT NOT NULL DEFAULT '',
-    command_seq INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0
+    payload BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS downlink_by_device ON downlink(dev_eui, id);
 """
-# Columns added after the first release, for state files written before them.
+# Columns added after the first release: added by ALTER TABLE to every state file, old or new, so
+# each is defined here only.
 DOWNLINK_COLUMNS = {
     "command": "TEXT NOT NULL DEFAULT ''",
     "command_seq": "INTEGER",
