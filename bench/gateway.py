@@ -40,12 +40,12 @@ from edge.runtime.clock import Clock  # noqa: E402
 from edge.runtime.health import Health  # noqa: E402
 from edge.runtime.outbox import Outbox  # noqa: E402
 from edge.runtime.uplink import MqttConfig, MqttUplink  # noqa: E402
-from gateway.config import GatewayConfig  # noqa: E402
+from gateway.lorawan.config import GatewayConfig  # noqa: E402
 from gateway.lorawan.dedup import Reception  # noqa: E402
 from gateway.lorawan.semtech_udp import PushData, Rxpk  # noqa: E402
 from gateway.lorawan.server import PacketForwarderServer, serve  # noqa: E402
+from gateway.lorawan.service import GatewayService  # noqa: E402
 from gateway.lorawan.stats import Stats  # noqa: E402
-from gateway.service import GatewayService  # noqa: E402
 from sim.broker import Mosquitto  # noqa: E402
 from sim.devices.lorawan_device import LoRaWANDevice  # noqa: E402
 

@@ -39,8 +39,8 @@ from edge.protocol import Envelope, Topic  # noqa: E402
 from edge.protocol.airtime import dr_time_on_air  # noqa: E402
 from edge.runtime.clock import Clock  # noqa: E402
 from edge.runtime.lora_link import ARIB_LIMIT_S_PER_HOUR, DATA_OVERHEAD  # noqa: E402
-from gateway.config import GatewayConfig  # noqa: E402
-from gateway.service import GatewayService  # noqa: E402
+from gateway.lorawan.config import GatewayConfig  # noqa: E402
+from gateway.lorawan.service import GatewayService  # noqa: E402
 from sim.broker import Mosquitto  # noqa: E402
 from sim.devices.lorawan_modem import Keys, ModemRadio  # noqa: E402
 from sim.devices.packet_forwarder import PacketForwarderSim  # noqa: E402

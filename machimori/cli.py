@@ -9,7 +9,10 @@ import sys
 # subcommand -> (module with main(argv, prog), one line for --help)
 COMMANDS = {
     "agent": ("edge.cli", "run or check a field agent (river gauge, ...) from its config file"),
-    "gateway": ("gateway.cli", "LoRaWAN gateway: packet forwarders or ChirpStack in, MQTT out"),
+    "gateway": (
+        "gateway.lorawan.cli",
+        "LoRaWAN gateway: packet forwarders or ChirpStack in, MQTT out",
+    ),
     "store": ("gateway.store.cli", "city store: MQTT ingest, SQLite/PostgreSQL, retention, HTTP"),
     "web": ("gateway.web.cli", "river page, staff page and API alone; staff passwords"),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.protocol.airtime import AS923_DATA_RATES
-from gateway.forward import Gateway, radio_metadata
 from gateway.lorawan import region
+from gateway.lorawan.forward import Gateway, radio_metadata
 
 log = logging.getLogger(__name__)
 # MHDR, DevAddr, FCtrl, FCnt, FPort and MIC around the FRMPayload, for the time on air.

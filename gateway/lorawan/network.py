@@ -30,12 +30,12 @@ from typing import Protocol
 from edge.protocol import utc_timestamp
 from edge.protocol.airtime import max_payload
 from edge.runtime.clock import Clock
-from gateway.forward import Gateway, Uplink, radio_metadata
 from gateway.lorawan import region
 from gateway.lorawan.crypto import derive_session_keys
 from gateway.lorawan.dedup import Frame, Reception
 from gateway.lorawan.downlink import Downlink, RxWindowMode, best_reception, schedule
 from gateway.lorawan.fcnt import FCNT_MAX, FCntDecision, Verdict, reconstruct_fcnt
+from gateway.lorawan.forward import Gateway, Uplink, radio_metadata
 from gateway.lorawan.frames import (
     DataFrame,
     FCtrl,

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from edge.protocol import Envelope, Status, Topic
-from gateway.config import GatewayConfig
-from gateway.service import GatewayService
+from gateway.lorawan.config import GatewayConfig
+from gateway.lorawan.service import GatewayService
 from sim.devices.lorawan_device import LoRaWANDevice
 
 GATEWAY_ID = "gw-test"

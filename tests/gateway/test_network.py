@@ -10,8 +10,8 @@ from gateway_rig import ABP_ADDR, GW2_EUI, GW_EUI, abp_device, level, otaa_devic
 
 from edge.protocol.airtime import dr_time_on_air
 from edge.runtime.clock import Clock
-from gateway.forward import Uplink
 from gateway.lorawan.dedup import Reception
+from gateway.lorawan.forward import Uplink
 from gateway.lorawan.network import DevAddrSpace, NetworkServer, NetworkSettings
 from gateway.lorawan.registry import Registry
 from gateway.lorawan.semtech_udp import Rxpk

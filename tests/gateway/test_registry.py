@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from edge.runtime.config import ConfigError
-from gateway.config import GatewayConfig
+from gateway.lorawan.config import GatewayConfig
 from gateway.lorawan.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ import yaml
 from edge.protocol import Envelope, Topic, utc_timestamp
 from edge.protocol.codecs import codec
 from edge.runtime.clock import Clock
-from gateway.config import GatewayConfig
-from gateway.service import GatewayService
+from gateway.lorawan.config import GatewayConfig
+from gateway.lorawan.service import GatewayService
 from sim.devices.lorawan_modem import Keys, ModemRadio
 from sim.devices.packet_forwarder import PacketForwarderSim
 from sim.devices.river_gauge import GaugeSite

@@ -29,10 +29,10 @@ from edge.protocol import Envelope, EnvelopeError, Topic
 from edge.runtime.clock import Clock
 from edge.runtime.health import Health
 from edge.runtime.uplink import MqttConfig, MqttUplink
-from gateway.config import GatewayConfig
-from gateway.forward import Forwarder, Uplink
 from gateway.lorawan.chirpstack import ChirpStackError, parse_uplink_event
+from gateway.lorawan.config import GatewayConfig
 from gateway.lorawan.dedup import Deduplicator, Frame
+from gateway.lorawan.forward import Forwarder, Uplink
 from gateway.lorawan.network import NetworkServer
 from gateway.lorawan.registry import Registry
 from gateway.lorawan.server import PacketForwarderServer, serve

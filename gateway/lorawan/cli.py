@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edge.runtime import logs
 from edge.runtime.config import ConfigError
-from gateway.config import GatewayConfig
+from gateway.lorawan.config import GatewayConfig
 from gateway.lorawan.registry import Registry
 from gateway.lorawan.sessions import SessionStore
 
@@ -111,7 +111,7 @@ def _check(path: Path, config: GatewayConfig, registry: Registry) -> int:
 
 
 def _run(config: GatewayConfig, log_level: str | None) -> int:
-    from gateway.service import GatewayService  # paho and asyncio only for the real thing
+    from gateway.lorawan.service import GatewayService  # paho and asyncio only for the real thing
 
     logs.setup(log_level or config.log_level)
     stop = threading.Event()
