@@ -1,7 +1,10 @@
 """A real Mosquitto broker on a free loopback port, for tests, the demo and benchmarks.
 
-Optionally with per-device passwords and an ACL, so the demo runs with the same least-privilege
-topic rules a city deploys (see configs/mosquitto/).
+It runs the city's production settings (``configs/mosquitto/mosquitto.conf``: persistence,
+autosave, queue and packet limits) with this broker's own listener, files and log in place of the
+production paths; optionally with per-device passwords and an ACL, so the demo runs with the same
+least-privilege topic rules a city deploys. ``kill`` and ``forget`` let a test crash it and take
+its persistence file away.
 """
 
 from __future__ import annotations
@@ -17,6 +20,36 @@ import time
 from pathlib import Path
 
 SEARCH_PATH = "/usr/sbin:/usr/local/sbin:/usr/bin:/usr/local/bin"
+PRODUCTION_CONF = Path(__file__).resolve().parents[1] / "configs" / "mosquitto" / "mosquitto.conf"
+# settings of the production file that name its host's paths, listeners and logging: each broker
+# here sets its own
+LOCAL = {
+    "listener",
+    "cafile",
+    "certfile",
+    "keyfile",
+    "tls_version",
+    "require_certificate",
+    "persistence_location",
+    "password_file",
+    "acl_file",
+    "allow_anonymous",
+    "log_dest",
+    "log_type",
+    "user",
+}
+
+
+def production_settings(path: Path = PRODUCTION_CONF) -> list[str]:
+    """The production file's settings that hold anywhere (persistence, queues, limits)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MissingDependency(f"{path}: the broker's production settings: {exc}") from exc
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        line for line in lines if line and not line.startswith("#") and line.split()[0] not in LOCAL
+    ]
 
 
 class MissingDependency(RuntimeError):
@@ -87,18 +120,15 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "mosquitto.log"
         self.conf_path = self.workdir / "mosquitto.conf"
-        # Persistence on, as a city runs it: sessions and queued QoS 1 messages survive a restart.
         lines = [
+            *production_settings(),
             f"listener {self.port} {self.host}",
             *(
                 [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
                 if tls is not None
                 else []
             ),
-            "persistence true",
             f"persistence_location {self.workdir}/",
-            "autosave_interval 0",
-            "max_queued_messages 100000",
             "log_dest stderr",
             # run as whoever started us: as root, mosquitto would otherwise switch to the
             # 'mosquitto' user and lose access to the files written here
@@ -139,6 +169,16 @@ class Mosquitto:
     def stop(self) -> None:
         stop_process(self.proc)
         self.proc = None
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL, no chance to write its persistence file."""
+        stop_process(self.proc, signal.SIGKILL)
+        self.proc = None
+
+    def forget(self) -> None:
+        """Take its persistence file away (a broker rebuilt, or its disk lost): the next start
+        has no sessions, no queued and no retained messages."""
+        (self.workdir / "mosquitto.db").unlink(missing_ok=True)
 
     def close(self) -> None:
         self.stop()

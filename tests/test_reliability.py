@@ -41,6 +41,9 @@ class Rig:
                         "reconnect_min_s": 0.2,
                         "reconnect_max_s": 1.0,
                         "status_interval_s": 0.5,
+                        # the device-to-broker link alone; with the store's acknowledgement:
+                        # tests/test_end_to_end.py
+                        "confirm": "broker",
                     },
                     "outbox": {"path": str(tmp_path / "outbox.db"), **outbox},
                     "river": {

@@ -28,6 +28,7 @@ def uplink(tmp_path, broker: Mosquitto, ca) -> tuple[MqttUplink, Outbox]:
         tls=TlsConfig(ca_file=ca),
         reconnect_min_s=0.2,
         reconnect_max_s=0.5,
+        confirm="broker",  # the broker's PUBACK over TLS is what this test looks for
     )
     return MqttUplink(config, "river", "river-01", outbox, Health(clock), clock), outbox
 

@@ -17,6 +17,8 @@ CHANNELS = {
     "status": (1, True),
     "cmd": (1, False),
     "image": (1, False),
+    # the store's end-to-end acknowledgement (edge.protocol.ack): QoS 0, a lost one costs a resend
+    "ack": (0, True),
 }
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -1,5 +1,8 @@
 """The durable outbox: every message is written here before it is sent, and leaves only when the
-network acknowledged it (MQTT PUBACK, or a confirmed LoRaWAN uplink).
+city has it: when the store's acknowledgement covers it (``confirm``: the MQTT uplink), or when
+the network acknowledged it (a confirmed LoRaWAN uplink, whose gateway holds it from then on).
+A broker's PUBACK only marks a message sent (``mark_sent``); it stays, and counts toward the
+bounds, until the store's watermark passes it, so a broker crash cannot lose it.
 
 SQLite in WAL mode. The device's ``seq`` counter lives in the same database and is advanced in the
 same transaction that stores the message, so after a crash, ``kill -9`` or power loss a ``seq`` is
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.protocol import Envelope, EnvelopeError, Topic
+from edge.protocol import Ack, Envelope, EnvelopeError, Topic
 
 WhenFull = Literal["drop_oldest", "refuse_new"]
 Sync = Literal["full", "normal"]
@@ -43,12 +46,20 @@ CREATE TABLE IF NOT EXISTS message (
     qos INTEGER NOT NULL,
     retain INTEGER NOT NULL,
     droppable INTEGER NOT NULL,
-    seq INTEGER
+    seq INTEGER,
+    device TEXT,
+    sent_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS airtime (at_ms INTEGER NOT NULL, seconds REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS airtime_at ON airtime(at_ms);
 """
+# Outbox files written before end-to-end acknowledgement lack these columns; they are added.
+UPGRADE = (
+    ("device", "ALTER TABLE message ADD COLUMN device TEXT"),
+    ("sent_ms", "ALTER TABLE message ADD COLUMN sent_ms INTEGER"),
+)
+INDEX = "CREATE INDEX IF NOT EXISTS message_device_seq ON message(device, seq)"
 
 
 class OutboxFull(RuntimeError):
@@ -67,6 +78,7 @@ class Pending:
     qos: int
     retain: bool
     seq: int | None
+    sent: bool = False
 
 
 class Outbox:
@@ -94,6 +106,7 @@ class Outbox:
         self._db.executescript(SCHEMA)
         self._depth = self._bytes = self._next_seq = 0
         self._counts: dict[str, int] = {}
+        self._upgrade()
         with self._transaction():
             owner = self._meta("device", None)
             if owner is None:
@@ -107,6 +120,30 @@ class Outbox:
         self._next_seq = self._meta("next_seq", 0)
         self._counts = {k: self._meta(k, 0) for k in ("dropped_full", "refused_full")}
         self._sync = sync.upper()
+
+    def _upgrade(self) -> None:
+        """Add the acknowledgement columns to an older file, and name the device and seq of the
+        envelopes it holds, so the store's acknowledgement can cover them too."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(message)")}
+        missing = [sql for name, sql in UPGRADE if name not in columns]
+        with self._transaction():
+            for sql in missing:
+                self._db.execute(sql)
+            if missing:
+                rows = self._db.execute(
+                    "SELECT id, payload FROM message WHERE device IS NULL AND topic NOT LIKE ?",
+                    ("%/image/%",),
+                ).fetchall()
+                for row_id, payload in rows:
+                    try:
+                        envelope = Envelope.from_json(bytes(payload))
+                    except EnvelopeError:
+                        continue  # not an envelope: it leaves on the broker's PUBACK
+                    self._db.execute(
+                        "UPDATE message SET device = ?, seq = ? WHERE id = ?",
+                        (envelope.device, envelope.seq, row_id),
+                    )
+            self._db.execute(INDEX)
 
     # -- bookkeeping kept in the meta table -------------------------------------------------
     def _meta(self, key: str, default: Any) -> Any:
@@ -168,13 +205,22 @@ class Outbox:
             self._store(topic, payload, droppable=topic.channel == "telemetry", seq=seq)
         return envelope
 
-    def add_raw(self, topic: Topic, payload: bytes, *, droppable: bool | None = None) -> None:
+    def add_raw(
+        self,
+        topic: Topic,
+        payload: bytes,
+        *,
+        seq: int | None = None,
+        droppable: bool | None = None,
+    ) -> None:
         """Store a payload this outbox did not number: an image, or an envelope forwarded for
-        another device. Droppable when full unless it is an event (or ``droppable`` says)."""
+        another device (``topic.device``) with that device's ``seq``, which the store's
+        acknowledgement of that device covers. Droppable when full unless it is an event (or
+        ``droppable`` says)."""
         if droppable is None:
             droppable = topic.channel != "event"
         with self._lock, self._transaction():
-            self._store(topic, payload, droppable=droppable, seq=None)
+            self._store(topic, payload, droppable=droppable, seq=seq)
 
     def _store(self, topic: Topic, payload: bytes, *, droppable: bool, seq: int | None) -> None:
         size = len(payload)
@@ -186,9 +232,9 @@ class Outbox:
         while self._is_full(size):
             self._drop_oldest()
         self._db.execute(
-            "INSERT INTO message(topic, payload, qos, retain, droppable, seq) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (str(topic), payload, topic.qos, topic.retain, droppable, seq),
+            "INSERT INTO message(topic, payload, qos, retain, droppable, seq, device) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(topic), payload, topic.qos, topic.retain, droppable, seq, topic.device),
         )
         self._depth += 1
         self._bytes += size
@@ -207,14 +253,48 @@ class Outbox:
 
     # -- consuming ----------------------------------------------------------------------------
     def pending(self, after_id: int = 0, limit: int = 100) -> list[Pending]:
-        """The oldest unacknowledged messages with an id above ``after_id``, in order."""
+        """The oldest unconfirmed messages with an id above ``after_id``, in order; those already
+        sent (to be sent again) among them."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, topic, payload, qos, retain, seq FROM message "
+                "SELECT id, topic, payload, qos, retain, seq, sent_ms IS NOT NULL FROM message "
                 "WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
-        return [Pending(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+        return [Pending(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], bool(r[6])) for r in rows]
+
+    def mark_sent(self, ids: Iterable[int], at_ms: int) -> None:
+        """The broker has these (PUBACK): they stay until the store confirms them. The time of
+        the first send is kept, for the age of the oldest unconfirmed message. Not synced on its
+        own: a power cut forgets only that they were sent, and they are sent again."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._lock, self._unsynced():
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                self._db.execute(
+                    f"UPDATE message SET sent_ms = COALESCE(sent_ms, ?) WHERE id IN ({marks})",
+                    (at_ms, *chunk),
+                )
+
+    def confirm(self, kind: str, ack: Ack) -> int:
+        """Delete what the store's acknowledgement ``ack`` covers: the messages of ``ack.device``
+        up to its watermark, those in its ``held`` ranges, and its images. Returns how many."""
+        images = [str(Topic(kind, ack.device, "image", event_id)) for event_id in ack.images]
+        clauses = ["seq <= ?", *["seq BETWEEN ? AND ?" for _ in ack.held]]
+        params: list[Any] = [ack.device, ack.seq, *(n for r in ack.held for n in r)]
+        if images:
+            clauses.append(f"(seq IS NULL AND topic IN ({','.join('?' * len(images))}))")
+            params += images
+        with self._lock, self._unsynced():
+            sizes = self._db.execute(
+                f"DELETE FROM message WHERE device = ? AND ({' OR '.join(clauses)}) "
+                "RETURNING LENGTH(payload)",
+                params,
+            ).fetchall()
+            self._forget(len(sizes), sum(size for (size,) in sizes))
+        return len(sizes)
 
     def ack(self, ids: Iterable[int]) -> None:
         """Remove acknowledged messages. An id no longer here was dropped to make room while it
@@ -228,20 +308,22 @@ class Outbox:
         if not ids:
             return
         with self._lock, self._unsynced():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
                 sizes = self._db.execute(
                     f"DELETE FROM message WHERE id IN ({marks}) RETURNING LENGTH(payload)",
                     chunk,
                 ).fetchall()
-                self._depth -= len(sizes)
-                self._bytes -= sum(size for (size,) in sizes)
+                self._forget(len(sizes), sum(size for (size,) in sizes))
                 if len(sizes) < len(chunk):
                     arrived = len(chunk) - len(sizes)
                     dropped = max(0, self._counts["dropped_full"] - arrived)
                     self._counts["dropped_full"] = dropped
                     self._set_meta("dropped_full", dropped)
+
+    def _forget(self, count: int, size: int) -> None:
+        self._depth -= count
+        self._bytes -= size
 
     @contextmanager
     def _unsynced(self) -> Iterator[None]:
@@ -284,15 +366,46 @@ class Outbox:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def counters(self) -> dict[str, int]:
+    def unconfirmed(self) -> tuple[int, int | None]:
+        """How many messages were sent but are not yet confirmed, and when the oldest of them
+        was first sent (epoch ms), or None."""
+        with self._lock:
+            count, oldest = self._db.execute(
+                "SELECT COUNT(*), MIN(sent_ms) FROM message WHERE sent_ms IS NOT NULL"
+            ).fetchone()
+        return count, oldest
+
+    def floor(self) -> int:
+        """The lowest seq of this device's own that is still here (the next seq when none is).
+        A seq below it that the store lacks is lost for good: the store may pass over it."""
+        with self._lock:
+            (lowest,) = self._db.execute(
+                "SELECT MIN(seq) FROM message WHERE device = ?", (self.device,)
+            ).fetchone()
+        return self._next_seq if lowest is None else lowest
+
+    def counters(self, now_ms: int | None = None) -> dict[str, int | float | None]:
+        """Depth, bytes, the last seq issued, the floor, the full-policy counters, and the
+        sent-but-unconfirmed count with the age of the oldest (seconds, given ``now_ms``)."""
+        unconfirmed, oldest = self.unconfirmed()
+        age = None if oldest is None or now_ms is None else max(0, now_ms - oldest) / 1000
         with self._lock:
             return {
                 "queued": self._depth,
                 "queued_bytes": self._bytes,
                 "last_seq": self._next_seq - 1,
+                "floor": self.floor(),
+                "unconfirmed": unconfirmed,
+                "oldest_unconfirmed_s": age,
                 **self._counts,
             }
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    """``ids`` in pieces small enough for one SQL statement's parameters."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]

@@ -1,11 +1,17 @@
-"""MQTT uplink: drains the outbox to the broker with QoS 1 and deletes a message only on PUBACK.
+"""MQTT uplink: drains the outbox to the broker with QoS 1; a message leaves the outbox only when
+the city store's acknowledgement covers it (``confirm: store``, edge.protocol.ack).
 
 Two threads. The network thread owns the socket: connect, reconnect with exponential backoff and
-jitter, keepalive. The pump thread moves messages from the outbox into paho, at most ``inflight``
-unacknowledged at a time and in outbox order, and turns PUBACKs into outbox deletions. paho re-sends
-its unacknowledged QoS 1 messages, in order and with DUP set, after a reconnect; the outbox covers
-the case where the process itself dies. Duplicates are possible (at-least-once); the store dedups
-on ``(device, seq)``.
+jitter, keepalive, and the store's acknowledgements on ``.../ack``, which delete what they cover.
+The pump thread moves messages from the outbox into paho, at most ``inflight`` unacknowledged at a
+time and in outbox order, and turns PUBACKs into "sent" marks. A broker that crashes, or restarts
+without the store's session, drops what it had: so after every reconnect, and when the store has
+confirmed nothing for ``confirm_timeout_s`` (doubling up to ``confirm_timeout_max_s`` while it
+stays silent), everything sent but unconfirmed is sent again, oldest first. Duplicates are
+possible (at-least-once); the store dedups on ``(device, seq)``.
+
+``confirm: broker`` deletes on PUBACK instead, for a city whose MQTT consumer is not the machimori
+store and sends no acknowledgements: a broker crash can then lose what the broker held.
 
 The retained ``status`` message says online on connect and is replaced by the will (offline) if the
 device vanishes, or by an explicit offline message on a clean shutdown.
@@ -22,16 +28,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 
-from edge.protocol import Status, Topic, utc_timestamp
+from edge.protocol import Ack, EnvelopeError, Status, Topic, TopicError, utc_timestamp
 from edge.runtime.clock import Clock
 from edge.runtime.health import Health
 from edge.runtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "MACHIMORI_MQTT_PASSWORD"
+Confirm = Literal["store", "broker"]
+FLOOR_EVERY_S = 60.0  # at most one early status a minute to tell the store of a gap it must pass
 # paho holds up to this many times ``inflight`` messages queued behind the ones on the wire, so the
 # wire never waits for the pump thread; memory stays bounded by it.
 HANDOVER_FACTOR = 10
@@ -69,12 +78,21 @@ class MqttConfig:
     reconnect_max_s: float = 60.0
     inflight: int = 20  # unacknowledged QoS 1 messages on the wire at once
     status_interval_s: float = 300.0  # how often the retained status is refreshed
+    # store: keep a message until the city store's acknowledgement covers it (nothing lost in a
+    # broker crash); broker: delete on PUBACK (only for a city whose consumer sends no acks)
+    confirm: Confirm = "store"
+    confirm_timeout_s: float = 120.0  # send unconfirmed messages again after this much silence
+    confirm_timeout_max_s: float = 3600.0  # the wait doubles up to this while the store is away
 
     def __post_init__(self) -> None:
         if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
             raise ValueError("0 < reconnect_min_s <= reconnect_max_s")
         if self.inflight < 1:
             raise ValueError("inflight >= 1")
+        if self.confirm not in ("store", "broker"):
+            raise ValueError("confirm: expected 'store' or 'broker'")
+        if not 0 < self.confirm_timeout_s <= self.confirm_timeout_max_s:
+            raise ValueError("0 < confirm_timeout_s <= confirm_timeout_max_s")
 
     def password(self) -> str | None:
         if self.password_file is not None:
@@ -109,6 +127,7 @@ class MqttUplink:
         self.clock = clock
         # Messages from the city: by default this device's own cmd topic. The handler runs on
         # the network thread before the PUBACK goes out, so what it stores durably is not lost.
+        # The store's acknowledgements are handled here and never reach it.
         self.on_message = on_message
         self.connected = threading.Event()
         self.wake = threading.Event()
@@ -118,6 +137,10 @@ class MqttUplink:
         self._acked_mids: list[int] = []  # PUBACKs from the network thread, for the pump
         self._mids: dict[int, int] = {}  # paho mid -> outbox id, pump thread only
         self._handed = 0  # highest outbox id handed to paho
+        self._rewind = threading.Event()  # send everything unconfirmed again, oldest first
+        self._timeout_s = config.confirm_timeout_s
+        self._waiting_since: float | None = None  # since when sent messages await the store
+        self._floor_told = 0.0
         self._rng = random.Random()
         self._threads: list[threading.Thread] = []
         self._status_topic = str(Topic(kind, device, "status"))
@@ -126,6 +149,8 @@ class MqttUplink:
             if subscriptions is not None
             else (str(Topic(kind, device, "cmd")),)
         )
+        if config.confirm == "store" and subscriptions is None:
+            self.subscriptions += (str(Topic(kind, device, "ack")),)
         self.client = self._make_client()
 
     # -- setup --------------------------------------------------------------------------------
@@ -150,7 +175,8 @@ class MqttUplink:
         return client
 
     def _status(self, state: str) -> bytes:
-        health = self.health.snapshot({"outbox": self.outbox.counters()})
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        health = self.health.snapshot({"outbox": self.outbox.counters(now_ms)})
         return Status(self.device, utc_timestamp(self.clock.now()), state, health).to_json()
 
     # -- paho callbacks (network thread) ------------------------------------------------------
@@ -167,6 +193,7 @@ class MqttUplink:
         client.publish(self._status_topic, self._status("online"), qos=1, retain=True)
         self.health.count("connects")
         log.info("connected", extra={"fields": {"broker": self._where()}})
+        self._rewind.set()  # a restarted broker may have dropped what it had not delivered
         self.connected.set()
         self.wake.set()
 
@@ -184,6 +211,9 @@ class MqttUplink:
         self.wake.set()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic.endswith("/ack"):
+            self._on_ack(message.topic, message.payload)
+            return
         if self.on_message is None:
             return
         try:
@@ -192,6 +222,38 @@ class MqttUplink:
             self.health.count("message_errors")
             self.health.error(f"handling {message.topic} failed: {exc}")
             log.exception("message handler failed", extra={"fields": {"topic": message.topic}})
+
+    def _on_ack(self, topic_name: str, payload: bytes) -> None:
+        """The store holds what ``ack`` covers: delete it here. A bad acknowledgement is counted
+        and deletes nothing."""
+        try:
+            topic = Topic.parse(topic_name)
+            ack = Ack.from_json(payload)
+            if ack.device != topic.device:
+                raise EnvelopeError("device", f"ack of {ack.device!r} on {topic_name}")
+        except (TopicError, EnvelopeError) as exc:
+            self.health.count("bad_acks")
+            log.warning("bad acknowledgement", extra={"fields": {"error": str(exc)}})
+            return
+        if self.config.confirm != "store":
+            return
+        if self.outbox.confirm(topic.kind, ack):
+            self._timeout_s = self.config.confirm_timeout_s
+            self._waiting_since = time.monotonic()
+        if ack.resend:
+            self.health.count("resend_requests")
+            self._rewind.set()
+        self.wake.set()
+        if ack.device == self.device and ack.seq + 1 < self.outbox.floor():
+            self._tell_floor()
+
+    def _tell_floor(self) -> None:
+        """The store waits for seqs this device no longer holds (its full outbox dropped them):
+        the status, whose ``outbox.floor`` lets the store pass over them, goes out now."""
+        now = time.monotonic()
+        if now - self._floor_told >= FLOOR_EVERY_S:
+            self._floor_told = now
+            self.publish_status("online")
 
     # -- threads ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -246,6 +308,7 @@ class MqttUplink:
             self._apply_acks()
             if not self.connected.is_set():
                 continue
+            self._check_confirmations()
             self._hand_over()
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + self.config.status_interval_s
@@ -255,18 +318,49 @@ class MqttUplink:
         with self._acked_lock:
             mids, self._acked_mids = self._acked_mids, []
         ids = [self._mids.pop(mid) for mid in mids if mid in self._mids]
-        if ids:
+        if not ids:
+            return
+        self.health.count("sent", len(ids))
+        if self.config.confirm == "broker":
             self.outbox.ack(ids)
-            self.health.count("sent", len(ids))
+            return
+        self.outbox.mark_sent(ids, int(self.clock.now().timestamp() * 1000))
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+
+    def _check_confirmations(self) -> None:
+        """Send everything unconfirmed again when the store has been silent too long."""
+        since = self._waiting_since
+        if since is None or time.monotonic() - since < self._timeout_s:
+            return
+        if not self.outbox.unconfirmed()[0]:
+            self._waiting_since = None
+            return
+        self.health.count("confirm_timeouts")
+        log.info(
+            "store silent, sending unconfirmed again",
+            extra={"fields": {"after_s": self._timeout_s}},
+        )
+        self._timeout_s = min(2 * self._timeout_s, self.config.confirm_timeout_max_s)
+        self._waiting_since = time.monotonic()
+        self._rewind.set()
 
     def _hand_over(self) -> None:
+        if self._rewind.is_set():
+            self._rewind.clear()
+            self._handed = 0
         room = HANDOVER_FACTOR * self.config.inflight - len(self._mids)
         if room <= 0:
             return
+        on_the_wire = set(self._mids.values())  # paho re-sends these itself after a reconnect
         for message in self.outbox.pending(after_id=self._handed, limit=room):
+            self._handed = message.id
+            if message.id in on_the_wire:
+                continue
+            if message.sent:
+                self.health.count("resent")
             info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
             self._mids[info.mid] = message.id
-            self._handed = message.id
 
     def publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
         return self.client.publish(self._status_topic, self._status(state), qos=1, retain=True)
@@ -275,11 +369,15 @@ class MqttUplink:
     def in_flight(self) -> int:
         return len(self._mids)
 
+    def _unflushed(self) -> bool:
+        """Whether anything is still to reach the broker (unsent, or on the wire)."""
+        return bool(self._mids) or self.outbox.depth > self.outbox.unconfirmed()[0]
+
     def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Give queued messages ``flush_timeout_s`` to go, say offline, and disconnect. What is not
         acknowledged by then stays in the outbox for the next start."""
         deadline = time.monotonic() + flush_timeout_s
-        while time.monotonic() < deadline and self.connected.is_set() and self.outbox.depth:
+        while time.monotonic() < deadline and self.connected.is_set() and self._unflushed():
             self.wake.set()
             time.sleep(0.05)
         self._closing = True

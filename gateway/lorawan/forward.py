@@ -108,7 +108,8 @@ class Forwarder:
         data = {**message.data, "radio": uplink.radio}
         envelope = Envelope(device.id, seq, utc_timestamp(message.ts), message.type, data)
         try:
-            self.outbox.add_raw(Topic(device.kind, device.id, message.channel), envelope.to_json())
+            topic = Topic(device.kind, device.id, message.channel)
+            self.outbox.add_raw(topic, envelope.to_json(), seq=seq)
         except OutboxFull:
             self.stats.reject("forward.outbox_full")
             log.warning("outbox full, uplink refused", extra={"fields": {"device": device.id}})

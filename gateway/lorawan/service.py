@@ -5,8 +5,10 @@ Threads and their boundaries:
 - the asyncio event loop owns UDP, deduplication and the network server; it writes accepted
   uplinks to the outbox and session store (SQLite) before answering a device, so an ACK is
   never sent for a reading that is not on disk;
-- ``MqttUplink``'s two threads drain the outbox to the city's broker (QoS 1, deleted on PUBACK)
-  and publish the retained status, whose health carries the LoRaWAN counters;
+- ``MqttUplink``'s two threads drain the outbox to the city's broker (QoS 1) and publish the
+  retained status, whose health carries the LoRaWAN counters; a device's reading leaves the
+  outbox only when the store's acknowledgement for that device (``machimori/v1/+/+/ack``) covers
+  it, so a broker crash loses nothing the gateway has acknowledged over the air;
 - paho's network thread delivers commands (``machimori/v1/+/+/cmd``) for registered devices,
   which are encoded with the device's codec into the persistent downlink queue; in ChirpStack
   mode a second paho client reads ChirpStack's integration the same way.
@@ -42,6 +44,7 @@ from gateway.lorawan.stats import Stats
 log = logging.getLogger(__name__)
 KIND = "gateway"
 COMMANDS = "machimori/v1/+/+/cmd"
+ACKS = "machimori/v1/+/+/ack"  # the broker's ACL narrows this to the gateway's own devices
 
 
 class GatewayHealth(Health):
@@ -76,7 +79,7 @@ class GatewayService:
             self.health,
             self.clock,
             on_message=self._device_command,
-            subscriptions=(COMMANDS,),
+            subscriptions=(COMMANDS, ACKS) if config.mqtt.confirm == "store" else (COMMANDS,),
         )
         self.forwarder = Forwarder(self.outbox, self.store, self.stats, self.clock)
         self.network = NetworkServer(

@@ -34,7 +34,13 @@ class IngestConfig:
     receive_max: int = 8000
     session_expiry_s: int = 7 * 86400  # the broker queues for us this long while we are away
     max_image_bytes: int = 5_000_000
+    # a reading or event larger than this is rejected (envelope_too_large); images have their own
+    max_envelope_bytes: int = 65536
     keep_rejected_bytes: int = 65536  # of a rejected payload, this much is kept for inspection
+    # After each commit, publish every device's acknowledgement watermark (retained, on
+    # machimori/v1/{kind}/{device}/ack), so devices delete only what the store holds. Off only
+    # for a store that is not the city's record (devices then must use mqtt.confirm: broker).
+    publish_acks: bool = True
 
     def __post_init__(self) -> None:
         if self.shared_group is not None and not GROUP.match(self.shared_group):
@@ -43,6 +49,8 @@ class IngestConfig:
             raise ValueError("workers >= 1, and workers > 1 needs a shared_group")
         if not 1 <= self.batch_max <= self.receive_max <= 65535:
             raise ValueError("need 1 <= batch_max <= receive_max <= 65535")
+        if self.max_envelope_bytes < 256:
+            raise ValueError("max_envelope_bytes >= 256")
 
 
 def _default_days() -> dict[str, float]:

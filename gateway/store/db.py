@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gateway.store.intake import Batch, Message
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS devices (
     max_seq BIGINT,
     status_state TEXT,
     status_ts_ms BIGINT,
-    status_health {json}
+    status_health {json},
+    ack_seq BIGINT
 );
 CREATE TABLE IF NOT EXISTS images (
     device TEXT NOT NULL,
@@ -250,6 +251,9 @@ class WriteResult:
     statuses: int
     images: int
     rejected: int
+    # device -> (kind, watermark) for every device the batch brought messages or images of, or
+    # whose watermark a status's floor moved: the acknowledgements to publish
+    watermarks: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -313,6 +317,10 @@ class Store:
                 raise RuntimeError(
                     f"database schema {row[0]} is not this version's ({SCHEMA_VERSION})"
                 )
+            # a database made before acknowledgements: the column is added, empty
+            cur.execute("SELECT * FROM devices LIMIT 0")
+            if "ack_seq" not in {column[0] for column in cur.description}:
+                cur.execute("ALTER TABLE devices ADD COLUMN ack_seq BIGINT")
 
     def sql(self, text: str) -> str:
         cached = self._sql.get(text)
@@ -365,13 +373,100 @@ class Store:
                 self._touch(cur, [(i.device, i.kind) for i in batch.images], at)
             if batch.rejections:
                 self._reject(cur, batch, at)
+            watermarks = self._watermarks(cur, batch)
         return WriteResult(
             stored=len(new),
             duplicates=len(messages) - len(new),
             statuses=len(batch.statuses),
             images=len(batch.images),
             rejected=len(batch.rejections),
+            watermarks=watermarks,
         )
+
+    # -- acknowledgement watermarks ------------------------------------------------------------
+    def _watermarks(self, cur: Cursor, batch: Batch) -> dict[str, tuple[str, int]]:
+        """Advance each device's watermark (the highest seq up to which every message is held)
+        inside the transaction that wrote the batch, from what the database holds: several
+        workers then agree, and a watermark never counts a message that is not committed. The
+        device rows were written above, so on PostgreSQL a concurrent worker's transaction
+        waits for this one and sees its rows. Returns the watermark of each device to
+        acknowledge."""
+        seqs: dict[str, list[int]] = {}
+        kinds: dict[str, str] = {}
+        for m in batch.messages:
+            seqs.setdefault(m.device, []).append(m.seq)
+            kinds[m.device] = m.kind
+        for image in batch.images:
+            kinds.setdefault(image.device, image.kind)
+        floors = {s.device: (s.kind, s.floor) for s in batch.statuses if s.floor is not None}
+        devices = sorted(kinds.keys() | floors.keys())
+        if not devices:
+            return {}
+        marks = ", ".join("?" * len(devices))
+        cur.execute(
+            self.sql(
+                f"SELECT device, kind, ack_seq, max_seq FROM devices WHERE device IN ({marks})"
+            ),
+            devices,
+        )
+        known = {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
+        result: dict[str, tuple[str, int]] = {}
+        moved: list[tuple[int, str, int]] = []
+        for device in devices:
+            if device not in known:
+                continue  # a status from a device never seen before: nothing to acknowledge
+            kind, old, newest = known[device]
+            mark = -1 if old is None else old
+            floor = floors.get(device, (kind, None))[1]
+            if floor is not None and floor - 1 > mark:
+                mark = floor - 1  # the device holds nothing below its floor: lost for good
+            mark = self._advance(cur, device, mark, seqs.get(device, []), newest)
+            if mark != (-1 if old is None else old):
+                moved.append((mark, device, mark))
+            if device in kinds or mark != (-1 if old is None else old):
+                result[device] = (kinds.get(device, kind), mark)
+        if moved:
+            cur.executemany(
+                self.sql(
+                    "UPDATE devices SET ack_seq = ? WHERE device = ? "
+                    "AND (ack_seq IS NULL OR ack_seq < ?)"
+                ),
+                moved,
+            )
+        return result
+
+    def _advance(
+        self, cur: Cursor, device: str, mark: int, batch_seqs: list[int], newest: int | None
+    ) -> int:
+        """The watermark ``mark`` moved up over every seq held right above it. The usual case,
+        a batch that continues the device's run and holds its newest seq, needs no query."""
+        above = {seq for seq in batch_seqs if seq > mark}
+        if above and max(above) - mark == len(above):
+            mark = max(above)  # the batch alone fills (mark, its max]
+            if newest is None or newest <= mark:
+                return mark
+        elif newest is None or newest <= mark:
+            return mark
+        while True:  # what arrived out of order earlier may continue the run
+            cur.execute(
+                self.sql(
+                    "SELECT seq FROM messages WHERE device = ? AND seq > ? ORDER BY seq LIMIT 500"
+                ),
+                (device, mark),
+            )
+            rows = cur.fetchall()
+            for (seq,) in rows:
+                if seq != mark + 1:
+                    return mark
+                mark = seq
+            if len(rows) < 500:
+                return mark
+
+    def watermarks(self) -> list[tuple[str, str, int]]:
+        """``(device, kind, watermark)`` of every device that has one, for acknowledging all
+        devices again after the broker lost the store's session."""
+        rows = self._rows("SELECT device, kind, ack_seq FROM devices WHERE ack_seq IS NOT NULL")
+        return [(d, k, int(w)) for d, k, w in rows]
 
     def _count(
         self,

@@ -6,6 +6,14 @@ holding it committed. If the store dies first, the broker sends the message agai
 ``(device, seq)`` key makes the second copy a counted duplicate. The broker may have ``receive_max``
 unacknowledged messages out to us, which bounds the memory used while the database is slow or away.
 
+The store acknowledges end to end: after each commit it publishes, for every device the batch
+carried, a retained watermark on ``machimori/v1/{kind}/{device}/ack`` (edge.protocol.ack), and a
+device deletes a message from its outbox only when that covers it. The watermark is computed in the
+database, so several workers agree on it. When the broker has lost the store's session (restarted
+without its persistence file, say), what it queued for the store is gone: the store says so loudly
+(log and status) and acknowledges every device again with ``resend``, and the devices send
+everything unconfirmed again at once.
+
 Batching is natural: the writer takes whatever has arrived (up to ``batch_max``) and commits it in
 one transaction, so a quiet network gets each reading stored at once and a burst gets big batches.
 Several workers can split the stream with a shared subscription (``$share/{group}/...``).
@@ -23,11 +31,13 @@ import time
 from collections import Counter
 from typing import Any
 
+from edge.protocol import Ack
+from edge.protocol.ack import seq_ranges
 from edge.protocol.topics import PREFIX, Topic
 from edge.runtime.clock import Clock
 from edge.runtime.uplink import MqttConfig
 from gateway.store.config import IngestConfig
-from gateway.store.db import Store
+from gateway.store.db import Store, WriteResult
 from gateway.store.images import ImageFiles
 from gateway.store.intake import (
     Batch,
@@ -57,6 +67,7 @@ class IngestStats:
         self._subscriber = subscriber
         self.counts: Counter[str] = Counter()
         self.last_commit_ms: int | None = None
+        self.session_lost_ms: int | None = None  # when the broker last lost our session
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -67,6 +78,7 @@ class IngestStats:
             return {
                 "connected": self._subscriber.connected.is_set(),
                 "last_commit_ms": self.last_commit_ms,
+                "broker_session_lost_ms": self.session_lost_ms,
                 **dict(sorted(self.counts.items())),
             }
 
@@ -97,6 +109,7 @@ class Ingest:
             self._on_messages,
             session_expiry_s=config.session_expiry_s,
             receive_max=config.receive_max,
+            on_connected=self._on_connected,
         )
         self.subscribed = self.subscriber.subscribed
         self.stats = IngestStats(self.subscriber)
@@ -110,6 +123,44 @@ class Ingest:
     def topic(self) -> str:
         group = self.config.shared_group
         return f"$share/{group}/{ALL}" if group else ALL
+
+    def _on_connected(self, session_present: bool) -> None:
+        """On the connection thread, after SUBSCRIBE. Without a session, what the broker held
+        for us is gone; the devices still hold it unconfirmed, so they are asked for it now."""
+        if session_present or not self.config.publish_acks:
+            return
+        marks = self.store.watermarks()
+        if not marks:
+            return  # a new store: there was no session to lose
+        self.stats.add(broker_sessions_lost=1)
+        self.stats.session_lost_ms = to_ms(self.clock.now())
+        log.error(
+            "THE BROKER LOST THE STORE'S SESSION: what it queued for us is gone; asking every "
+            "device to send what is unconfirmed again",
+            extra={"fields": {"broker": self.subscriber.where, "devices": len(marks)}},
+        )
+        for device, kind, mark in marks:
+            self._publish_ack(kind, Ack(device, mark, resend=True))
+
+    def _acknowledge(self, batch: Batch, result: WriteResult) -> None:
+        """One retained acknowledgement per device of the batch: its watermark, the batch's own
+        seqs above it, and its images."""
+        if not self.config.publish_acks or not result.watermarks:
+            return
+        seqs: dict[str, list[int]] = {}
+        for m in batch.messages:
+            seqs.setdefault(m.device, []).append(m.seq)
+        images: dict[str, list[str]] = {}
+        for image in batch.images:
+            images.setdefault(image.device, []).append(image.event_id)
+        for device, (kind, mark) in result.watermarks.items():
+            held = seq_ranges(seqs.get(device, []), above=mark)
+            self._publish_ack(kind, Ack(device, mark, held, tuple(images.get(device, ()))))
+
+    def _publish_ack(self, kind: str, ack: Ack) -> None:
+        topic = str(Topic(kind, ack.device, "ack"))
+        if self.subscriber.publish(topic, ack.to_json(), retain=True):
+            self.stats.add(acks_published=1)
 
     def _on_messages(self, publishes: list[Publish], generation: int) -> None:
         if self._accepting:  # after stop() began, unacknowledged: the broker sends them again
@@ -168,6 +219,7 @@ class Ingest:
                 item.payload,
                 self.config.max_image_bytes,
                 self.config.keep_rejected_bytes,
+                self.config.max_envelope_bytes,
             )
             if record is None:
                 ignored += 1
@@ -212,6 +264,7 @@ class Ingest:
                 images=result.images,
                 rejected=result.rejected,
             )
+            self._acknowledge(batch, result)
             return True
 
     def _store_refused(self, batch: Batch, exc: Exception) -> bool:

@@ -25,7 +25,9 @@ REASONS = (
     "device_mismatch",  # the payload's device is not the topic's
     "bad_image",  # image channel without JPEG bytes
     "image_too_large",
+    "envelope_too_large",  # a reading or event over ingest.max_envelope_bytes
 )
+MAX_ENVELOPE_BYTES = 65536
 
 
 # made once: json.dumps with these options builds a new encoder on every call
@@ -80,6 +82,9 @@ class StatusUpdate:
     ts_ms: int
     state: str
     health: str  # JSON text
+    # health.outbox.floor: the lowest seq the device still holds; below it, what the store
+    # lacks is lost for good and the acknowledgement watermark may pass over it
+    floor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +138,19 @@ def _topic(name: str) -> Topic:
 
 
 def classify(
-    topic_name: str, payload: bytes, max_image_bytes: int, keep_bytes: int = 65536
+    topic_name: str,
+    payload: bytes,
+    max_image_bytes: int,
+    keep_bytes: int = 65536,
+    max_envelope_bytes: int = MAX_ENVELOPE_BYTES,
 ) -> Record | None:
-    """Turn one MQTT message into a record; None for what the store ignores (commands)."""
+    """Turn one MQTT message into a record; None for what the store ignores (commands, and the
+    store's own acknowledgements)."""
     try:
         topic = _topic(topic_name)
     except TopicError as exc:
         return _reject(topic_name, payload, keep_bytes, "bad_topic", str(exc))
-    if topic.channel == "cmd":
+    if topic.channel in ("cmd", "ack"):
         return None
     if topic.channel == "image":
         if len(payload) > max_image_bytes:
@@ -160,7 +170,12 @@ def classify(
         if status.device != topic.device:
             detail = f"status of {status.device!r} on {topic_name}"
             return _reject(topic_name, payload, keep_bytes, "device_mismatch", detail)
-        return StatusUpdate(status.device, topic.kind, status.ts_ms, status.state, health)
+        return StatusUpdate(
+            status.device, topic.kind, status.ts_ms, status.state, health, _floor(status.health)
+        )
+    if len(payload) > max_envelope_bytes:
+        detail = f"{len(payload)} bytes, limit {max_envelope_bytes}"
+        return _reject(topic_name, payload, keep_bytes, "envelope_too_large", detail)
     try:
         env = Envelope.from_json(payload)
         data = json_text(env.data, "data")
@@ -171,6 +186,12 @@ def classify(
         detail = f"envelope of {env.device!r} on {topic_name}"
         return _reject(topic_name, payload, keep_bytes, "device_mismatch", detail)
     return Message(env.device, env.seq, topic.kind, topic.channel, env.type, env.ts_ms, data)
+
+
+def _floor(health: dict[str, object]) -> int | None:
+    outbox = health.get("outbox")
+    floor = outbox.get("floor") if isinstance(outbox, dict) else None
+    return floor if type(floor) is int and floor >= 0 else None
 
 
 def _reject(

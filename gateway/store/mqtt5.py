@@ -156,11 +156,20 @@ def connect(
     return _packet(CONNECT, 0, header + payload)
 
 
+NO_LOCAL = 0x04  # 3.8.3.1 Subscription Options bit 2: not our own publications
+
+
 def subscribe(packet_id: int, filters: Sequence[tuple[str, int]]) -> bytes:
-    """3.8 SUBSCRIBE; each filter with its maximum QoS (3.8.3.1 options: the other bits zero, so
-    retained messages are sent on subscribe and No Local is off)."""
-    payload = b"".join(_string(name) + bytes([qos]) for name, qos in filters)
+    """3.8 SUBSCRIBE; each filter with its Subscription Options (3.8.3.1): the maximum QoS in
+    bits 0-1, ``NO_LOCAL`` optionally; the other bits zero, so retained messages are sent on
+    subscribe."""
+    payload = b"".join(_string(name) + bytes([options]) for name, options in filters)
     return _packet(SUBSCRIBE, 0x02, struct.pack("!H", packet_id) + _properties(b"") + payload)
+
+
+def publish_qos0(topic: str, payload: bytes, *, retain: bool) -> bytes:
+    """3.3 PUBLISH at QoS 0: no packet identifier (3.3.2.2), no properties."""
+    return _packet(PUBLISH, 0x01 if retain else 0, _string(topic) + _properties(b"") + payload)
 
 
 def puback(packet_ids: Sequence[int]) -> bytes:

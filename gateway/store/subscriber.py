@@ -1,4 +1,5 @@
-"""One MQTT 5.0 connection that receives QoS 1 messages and acknowledges each only when told to.
+"""One MQTT 5.0 connection that receives QoS 1 messages and acknowledges each only when told to,
+and publishes the store's own acknowledgements to devices (QoS 0, retained).
 
 The store must not acknowledge a message before the transaction holding it committed, so acks are
 the caller's: ``on_messages`` gets what one socket read carried, and ``ack`` sends the PUBACKs
@@ -44,11 +45,15 @@ class Subscriber:
         *,
         session_expiry_s: int,
         receive_max: int,
+        on_connected: Callable[[bool], None] | None = None,
     ) -> None:
         self.config = config
         self.client_id = client_id
         self.filters = tuple(filters)
         self.on_messages = on_messages
+        # called on the connection thread after each CONNACK and SUBSCRIBE, with the CONNACK's
+        # Session Present flag: False after a broker lost our session (and what it queued)
+        self.on_connected = on_connected
         self.session_expiry_s = session_expiry_s
         self.receive_max = receive_max
         self.connected = threading.Event()
@@ -58,6 +63,7 @@ class Subscriber:
         # and written from two threads at once); other threads hand it acks and wake it.
         self._lock = threading.Lock()
         self._acks: list[int] = []
+        self._publishes: list[bytes] = []
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -93,6 +99,19 @@ class Subscriber:
             self._wake()
         return True
 
+    def publish(self, topic: str, payload: bytes, *, retain: bool) -> bool:
+        """Queue a QoS 0 PUBLISH for the connection thread; False (nothing queued) while no
+        connection is up."""
+        packet = mqtt5.publish_qos0(topic, payload, retain=retain)
+        with self._lock:
+            if not self.connected.is_set():
+                return False
+            wake = not self._acks and not self._publishes
+            self._publishes.append(packet)
+        if wake:
+            self._wake()
+        return True
+
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
@@ -120,7 +139,7 @@ class Subscriber:
             attempt = 0
             try:
                 self._serve(sock, reader, keepalive_s)
-                self._flush_acks(sock)
+                self._flush(sock)
                 sock.sendall(mqtt5.DISCONNECT_NORMAL)
             except (OSError, mqtt5.ProtocolError) as exc:
                 if not self._stop.is_set():
@@ -129,6 +148,7 @@ class Subscriber:
                 with self._lock:
                     self.connected.clear()
                     self._acks.clear()
+                    self._publishes.clear()
                 sock.close()
             if not self._stop.is_set():
                 self._stop.wait(self.config.reconnect_min_s * self._rng.uniform(0.5, 1.0))
@@ -162,7 +182,12 @@ class Subscriber:
                 )
             keepalive = connack.properties.get(mqtt5.SERVER_KEEP_ALIVE, cfg.keepalive_s)
             assert isinstance(keepalive, int)
-            self._send(sock, mqtt5.subscribe(1, [(name, 1) for name in self.filters]))
+            # No Local (3.8.3.1) keeps the store's own acknowledgements from coming back to it;
+            # a shared subscription may not set it, and gets them, to be ignored
+            options = [
+                (n, 1 if n.startswith("$share/") else 1 | mqtt5.NO_LOCAL) for n in self.filters
+            ]
+            self._send(sock, mqtt5.subscribe(1, options))
         except BaseException:
             sock.close()
             raise
@@ -180,6 +205,8 @@ class Subscriber:
                 }
             },
         )
+        if self.on_connected is not None:
+            self.on_connected(connack.session_present)
         self._deliver(early)
         return sock, reader, float(keepalive)
 
@@ -211,7 +238,7 @@ class Subscriber:
             readable = sock in ready
             if self._wake_r in ready:
                 self._drain_wakeups()
-            self._flush_acks(sock)
+            self._flush(sock)
             now = time.monotonic()
             if readable:
                 data = sock.recv(READ_BYTES)  # waits (up to the socket timeout) for a whole record
@@ -236,11 +263,16 @@ class Subscriber:
         except BlockingIOError:
             pass
 
-    def _flush_acks(self, sock: socket.socket) -> None:
+    def _flush(self, sock: socket.socket) -> None:
+        """Send the PUBACKs and PUBLISHes handed over, acks first: they free the broker's
+        window for us."""
         with self._lock:
             acks, self._acks = self._acks, []
+            publishes, self._publishes = self._publishes, []
         if acks:
             self._send(sock, mqtt5.puback(acks))
+        if publishes:
+            self._send(sock, b"".join(publishes))
 
     def _deliver(self, packets: list[mqtt5.Packet]) -> None:
         publishes = [p for p in packets if type(p) is mqtt5.Publish]

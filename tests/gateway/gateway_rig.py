@@ -76,6 +76,8 @@ def write_config(directory, broker, keys, **sections):
             "reconnect_min_s": 0.2,
             "reconnect_max_s": 1.0,
             "status_interval_s": 0.5,
+            # no store runs here: the watcher is the city, so the broker's PUBACK is the end
+            "confirm": "broker",
         },
         "outbox": {"path": str(directory / "outbox.db"), "sync": "normal"},
         "state": {"path": str(directory / "state.db"), "sync": "normal"},

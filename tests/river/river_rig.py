@@ -85,7 +85,12 @@ class LoraNetwork:
             "registry": str(self.registry),
             "udp": {"bind": "127.0.0.1", "port": port},
             "lorawan": {"dedup_window_s": 0.01},
-            "mqtt": {"host": self.broker.host, "port": self.broker.port, "reconnect_min_s": 0.2},
+            "mqtt": {
+                "host": self.broker.host,
+                "port": self.broker.port,
+                "reconnect_min_s": 0.2,
+                "confirm": "broker",  # no store here: the city is the test's subscriber
+            },
             "outbox": {"path": str(self.tmp_path / "gw-outbox.db"), "sync": "normal"},
             "state": {"path": str(self.tmp_path / "gw-state.db"), "sync": "normal"},
             "flush_timeout_s": 2.0,
