@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pytest
 
-from edge.protocol import EnvelopeError, Topic
+from edge.protocol import Ack, Envelope, EnvelopeError, Topic
 from edge.runtime.outbox import Outbox, OutboxFull, OutboxMismatch
 
 TS = "2026-11-22T10:00:00.000Z"
@@ -141,3 +144,62 @@ def test_forwarded_events_are_kept_when_full(tmp_path):
     for n in range(3):
         box.add_raw(Topic("river", "river-07", "telemetry"), b"%d" % n)
     assert [p.payload for p in box.pending()] == [b"crossing", b"2"]
+
+
+def test_kept_after_puback_until_the_store_confirms(tmp_path):
+    box = Outbox(tmp_path / "o.db", "river-01", max_messages=6)
+    for i in range(5):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    box.add_raw(Topic("river", "river-01", "image", "ev-1"), b"\xff\xd8\xff jpeg")
+    ids = [p.id for p in box.pending()]
+    box.mark_sent(ids, at_ms=1_000)
+    assert box.unconfirmed() == (6, 1_000)
+    counters = box.counters(now_ms=4_000)
+    assert (counters["queued"], counters["unconfirmed"], counters["oldest_unconfirmed_s"]) == (
+        6,
+        6,
+        3.0,
+    )
+    assert all(p.sent for p in box.pending())
+    # sent-but-unconfirmed messages count toward the bound: the full policy applies to them
+    box.add(TELEMETRY, "level", {"i": 5}, TS)
+    assert box.counters()["dropped_full"] == 1 and box.depth == 6
+    # seq 0 was dropped; 1, 2, 4 and the image are covered
+    assert box.confirm("river", Ack("river-01", 2, held=((4, 4),), images=("ev-1",))) == 4
+    assert [p.seq for p in box.pending()] == [3, 5]
+    assert box.floor() == 3
+    # an acknowledgement of another device deletes nothing of this one
+    assert box.confirm("river", Ack("river-02", 100)) == 0
+
+
+def test_forwarded_envelopes_are_confirmed_per_device(tmp_path):
+    box = Outbox(tmp_path / "o.db", "gw-01")
+    for device, seq in (("river-02", 7), ("river-04", 7), ("river-02", 8)):
+        envelope = Envelope(device, seq, TS, "level", {"level_m": 1.0})
+        box.add_raw(Topic("river", device, "telemetry"), envelope.to_json(), seq=seq)
+    assert box.confirm("river", Ack("river-02", 8)) == 2
+    assert [(p.topic, p.seq) for p in box.pending()] == [
+        ("machimori/v1/river/river-04/telemetry", 7)
+    ]
+
+
+def test_an_outbox_from_before_acknowledgements_is_upgraded(tmp_path):
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "CREATE TABLE message (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+            "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, "
+            "droppable INTEGER NOT NULL, seq INTEGER);"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        )
+        envelope = Envelope("river-02", 41, TS, "level", {"level_m": 1.0})
+        db.execute(
+            "INSERT INTO message(topic, payload, qos, retain, droppable, seq) "
+            "VALUES (?, ?, 1, 0, 1, NULL)",
+            ("machimori/v1/river/river-02/telemetry", envelope.to_json()),
+        )
+        db.execute("INSERT INTO meta VALUES ('device', '\"gw-01\"')")
+        db.commit()
+    box = Outbox(path, "gw-01")
+    assert [p.seq for p in box.pending()] == [41]
+    assert box.confirm("river", Ack("river-02", 41)) == 1

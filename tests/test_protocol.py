@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.protocol import KINDS, Envelope, EnvelopeError, Status, Topic, TopicError
+from edge.protocol import KINDS, Ack, Envelope, EnvelopeError, Status, Topic, TopicError
+from edge.protocol.ack import seq_ranges
 from edge.protocol.topics import CHANNELS, topic
 
 device_ids = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
@@ -155,3 +156,38 @@ def test_status_round_trip_and_qos():
     assert (t.qos, t.retain) == (1, True)
     with pytest.raises(EnvelopeError, match="state"):
         Status.from_json(b'{"v":1,"device":"a","ts":"2026-11-22T10:00:00Z","state":"asleep"}')
+
+
+def test_ack_round_trip_coverage_and_rejections():
+    ack = Ack("river-07", 41, held=((43, 45), (50, 50)), images=("ev-1",), resend=True)
+    assert Ack.from_json(ack.to_json()) == ack
+    assert json.loads(ack.to_json()) == {
+        "v": 1,
+        "device": "river-07",
+        "seq": 41,
+        "held": [[43, 45], [50, 50]],
+        "images": ["ev-1"],
+        "resend": True,
+    }
+    assert [s for s in range(52) if ack.covers(s)] == [*range(42), 43, 44, 45, 50]
+    assert Ack.from_json(b'{"v":1,"device":"river-07","seq":-1}').covers(0) is False
+    for bad, field in (
+        (b'{"v":1,"device":"river-07"}', "seq"),
+        (b'{"v":1,"device":"river-07","seq":-2}', "seq"),
+        (b'{"v":1,"device":"river-07","seq":3,"held":[[5,4]]}', "held"),
+        (b'{"v":1,"device":"river-07","seq":3,"held":[5]}', "held"),
+        (b'{"v":1,"device":"river-07","seq":3,"resend":1}', "resend"),
+        (b'{"v":1,"device":"river-07","seq":3,"extra":1}', "extra"),
+    ):
+        with pytest.raises(EnvelopeError) as err:
+            Ack.from_json(bad)
+        assert err.value.field == field
+
+
+def test_seq_ranges_merge_and_keep_the_newest():
+    assert seq_ranges([5, 3, 4, 9, 2, 9], above=2) == ((3, 5), (9, 9))
+    assert seq_ranges(list(range(0, 200, 2)), above=-1, limit=3) == (
+        (194, 194),
+        (196, 196),
+        (198, 198),
+    )

@@ -48,10 +48,20 @@ class LoraNetwork:
     """A gateway that knows ``devices`` (fresh ids and keys per test), restartable on the same UDP
     port, state and outbox (an outage), with a simulated packet forwarder in front of it."""
 
-    def __init__(self, tmp_path, broker, devices: list[str], clock: Clock | None = None):
+    def __init__(
+        self,
+        tmp_path,
+        broker,
+        devices: list[str],
+        clock: Clock | None = None,
+        confirm: str = "broker",
+    ):
+        """``confirm``: "broker" where no store runs (the test's subscriber is the city), or
+        "store" to keep readings until the store's acknowledgement covers them."""
         self.tmp_path = tmp_path
         self.broker = broker
         self.clock = clock
+        self.confirm = confirm
         suffix = secrets.token_hex(3)
         self.ids = {name: f"{name}-{suffix}" for name in devices}
         self.keys = {
@@ -89,7 +99,10 @@ class LoraNetwork:
                 "host": self.broker.host,
                 "port": self.broker.port,
                 "reconnect_min_s": 0.2,
-                "confirm": "broker",  # no store here: the city is the test's subscriber
+                "reconnect_max_s": 1.0,
+                "confirm": self.confirm,
+                "confirm_timeout_s": 3.0,
+                "confirm_timeout_max_s": 6.0,
             },
             "outbox": {"path": str(self.tmp_path / "gw-outbox.db"), "sync": "normal"},
             "state": {"path": str(self.tmp_path / "gw-state.db"), "sync": "normal"},

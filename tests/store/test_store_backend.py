@@ -155,3 +155,47 @@ def test_two_workers_racing_on_the_same_messages_count_each_once(db_url):
     assert iso_ms(stores[0].latest(Filter())[0].ts_ms) == iso_ms(T0 + 524)
     for s in stores:
         s.close()
+
+
+def test_the_acknowledgement_watermark_holds_only_what_is_stored(store):
+    """Highest seq up to which everything is held: it waits at a gap, passes over it when the
+    missing reading comes, and jumps a gap the device says is lost for good (its floor)."""
+    first = store.write(batch(*(reading("river-01", s, T0 + s) for s in (0, 1, 2, 4, 5))))
+    assert first.watermarks == {"river-01": ("river", 2)}
+    late = store.write(batch(reading("river-01", 3, T0 + 3)))
+    assert late.watermarks == {"river-01": ("river", 5)}  # 4 and 5 came earlier
+    again = store.write(batch(reading("river-01", 1, T0 + 1)))  # a resend: acknowledged again
+    assert again.watermarks == {"river-01": ("river", 5)}
+    gap = store.write(batch(*(reading("river-01", s, T0 + s) for s in (9, 10))))
+    assert gap.watermarks == {"river-01": ("river", 5)}  # 6..8 are missing
+    health = json.dumps({"outbox": {"floor": 9}})  # the device no longer holds 6..8
+    status = classify(
+        "machimori/v1/river/river-01/status",
+        json.dumps(
+            {"v": 1, "device": "river-01", "ts": iso_ms(T0), "state": "online"}
+            | {"health": json.loads(health)}
+        ).encode(),
+        100,
+    )
+    assert store.write(batch(status)).watermarks == {"river-01": ("river", 10)}
+    assert store.watermarks() == [("river-01", "river", 10)]
+    # a status that moves nothing is not acknowledged: a quiet device costs nothing
+    assert store.write(batch(status)).watermarks == {}
+
+
+def test_workers_agree_on_one_watermark(db_url):
+    stores = [open_store(db_url) for _ in range(2)]
+    odd_even = [[s for s in range(200) if s % 2 == k] for k in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda s=s, seqs=seqs: [s.write(batch(reading("river-01", q, T0))) for q in seqs]
+        )
+        for s, seqs in zip(stores, odd_even, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stores[0].watermarks() == [("river-01", "river", 199)]
+    for s in stores:
+        s.close()
