@@ -1,8 +1,11 @@
 """Throughput of the durable outbox + MQTT uplink against plain paho QoS 1, in the same run.
 
-Both sides publish the same envelopes to the same Mosquitto with the same in-flight window and
-count a message done at its PUBACK. The machimori side also writes each message to SQLite before
-sending and deletes it on PUBACK. Then the idle cost of a real river agent process: RSS and CPU.
+Both sides publish the same envelopes to the same Mosquitto with the same in-flight window. Plain
+paho counts a message done at its PUBACK. The machimori side also writes each message to SQLite
+before sending, and counts it done when it leaves the outbox: on PUBACK (``confirm: broker``, as
+before end-to-end acknowledgement), or when the city store, running in the same run, has committed
+it and its acknowledgement covers it (``confirm: store``, the default). Then the idle cost of a
+real river agent process: RSS and CPU.
 
     python bench/outbox.py [--messages 5000]
 """
@@ -10,11 +13,13 @@ sending and deletes it on PUBACK. Then the idle cost of a real river agent proce
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -28,6 +33,8 @@ from edge.runtime.clock import Clock  # noqa: E402
 from edge.runtime.health import Health  # noqa: E402
 from edge.runtime.outbox import Outbox  # noqa: E402
 from edge.runtime.uplink import MqttConfig, MqttUplink  # noqa: E402
+from gateway.store.config import HttpConfig, IngestConfig, StoreConfig  # noqa: E402
+from gateway.store.service import StoreService  # noqa: E402
 from sim.broker import Mosquitto  # noqa: E402
 from sim.devices.ultrasonic import UltrasonicSim  # noqa: E402
 
@@ -56,11 +63,11 @@ def plain_paho(broker: Mosquitto, n: int) -> float:
     return n / elapsed
 
 
-def machimori(broker: Mosquitto, n: int, sync: str) -> float:
+def machimori(broker: Mosquitto, n: int, sync: str, confirm: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         clock = Clock()
         outbox = Outbox(Path(tmp) / "o.db", "bench-01", sync=sync)
-        config = MqttConfig(host=broker.host, port=broker.port, inflight=INFLIGHT)
+        config = MqttConfig(host=broker.host, port=broker.port, inflight=INFLIGHT, confirm=confirm)
         uplink = MqttUplink(config, "river", "bench-01", outbox, Health(clock), clock)
         uplink.start()
         uplink.connected.wait(10)
@@ -114,21 +121,45 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    with Mosquitto() as broker:
+    with Mosquitto() as broker, tempfile.TemporaryDirectory() as tmp, city_store(broker, tmp):
         baseline = plain_paho(broker, args.messages)
-        full = machimori(broker, args.messages, "full")
-        normal = machimori(broker, args.messages, "normal")
+        rates = {
+            (sync, confirm): machimori(broker, args.messages, sync, confirm)
+            for confirm in ("broker", "store")
+            for sync in ("full", "normal")
+        }
         rss, cpu = idle_agent(broker, args.idle_seconds)
     print(f"messages per run: {args.messages}, in-flight window {INFLIGHT}, QoS 1, loopback")
-    rows = [
-        ("plain paho QoS 1 (baseline)", baseline),
-        ("outbox (sync=full, power-loss safe) + uplink", full),
-        ("outbox (sync=normal, crash safe) + uplink", normal),
-    ]
-    print(f"{'path':<46} {'msg/s':>9} {'ratio':>6}")
-    for name, rate in rows:
-        print(f"{name:<46} {rate:>9.0f} {rate / baseline:>6.2f}")
+    names = {"full": "sync=full, power-loss safe", "normal": "sync=normal, crash safe"}
+    print(f"{'path':<76} {'msg/s':>9} {'ratio':>6}")
+    print(f"{'plain paho QoS 1 (baseline)':<76} {baseline:>9.0f} {1:>6.2f}")
+    for (sync, confirm), rate in rates.items():
+        until = "store acknowledged" if confirm == "store" else "PUBACK"
+        name = f"outbox ({names[sync]}) + uplink, kept until {until}"
+        print(f"{name:<76} {rate:>9.0f} {rate / baseline:>6.2f}")
+    for sync in ("full", "normal"):
+        ratio = rates[(sync, "store")] / rates[(sync, "broker")]
+        print(f"sync={sync}: until the store acknowledged / until PUBACK (before) = {ratio:.2f}")
     print(f"idle river agent: RSS {rss:.1f} MiB, CPU {cpu:.2f} % of one core")
+
+
+@contextlib.contextmanager
+def city_store(broker: Mosquitto, tmp: str) -> Iterator[None]:
+    """The city store on SQLite, acknowledging what it committed."""
+    config = StoreConfig(
+        database=f"sqlite:///{tmp}/city.db",
+        images_dir=Path(tmp) / "images",
+        ingest=IngestConfig(client_id="bench-outbox-store"),
+        http=HttpConfig(enabled=False),
+    )
+    config.mqtt.host, config.mqtt.port = broker.host, broker.port
+    service = StoreService(config, http=False, retention=False)
+    service.start()
+    try:
+        assert service.ingest is not None and service.ingest.subscribed.wait(10)
+        yield
+    finally:
+        service.stop()
 
 
 if __name__ == "__main__":

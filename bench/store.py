@@ -152,15 +152,16 @@ def lean_drain(broker: Mosquitto, n: int) -> float:
 
 
 def store_config(
-    broker: Mosquitto, name: str, database: str, tmp: Path, workers: int
+    broker: Mosquitto, name: str, database: str, tmp: Path, workers: int, acks: bool
 ) -> StoreConfig:
     config = StoreConfig(
         database=database,
         images_dir=tmp / "images",
         ingest=IngestConfig(
-            client_id=f"bench-{name}-{workers}",
+            client_id=f"bench-{name}-{workers}-{acks}",
             shared_group=f"bench-{name}" if workers > 1 else None,
             workers=workers,
+            publish_acks=acks,
         ),
         http=HttpConfig(enabled=False),
     )
@@ -180,6 +181,7 @@ def write_config(config: StoreConfig, path: Path) -> Path:
             "client_id": config.ingest.client_id,
             "shared_group": config.ingest.shared_group,
             "workers": config.ingest.workers,
+            "publish_acks": config.ingest.publish_acks,
         },
         "http": {"enabled": False},
     }
@@ -224,13 +226,16 @@ def store_drain(config: StoreConfig, config_path: Path, n: int) -> float:
         service.stop()
 
 
-def ingest_runs(broker: Mosquitto, runs: list[tuple[str, str, int]], tmp: Path, n: int) -> None:
-    """``runs``: (backend name, an empty database, ingest workers)."""
+def ingest_runs(
+    broker: Mosquitto, runs: list[tuple[str, str, int, bool]], tmp: Path, n: int
+) -> None:
+    """``runs``: (backend name, an empty database, ingest workers, acknowledgements on). A run
+    without acknowledgements is the store as it was before end-to-end acknowledgement."""
     configs = {}
-    for name, url, workers in runs:
-        config = store_config(broker, name, url, tmp, workers)
-        path = write_config(config, tmp / f"{name}-{workers}.yaml")
-        configs[(name, workers)] = (config, path)
+    for name, url, workers, acks in runs:
+        config = store_config(broker, name, url, tmp, workers, acks)
+        path = write_config(config, tmp / f"{name}-{workers}-{acks}.yaml")
+        configs[(name, workers, acks)] = (config, path)
         store_session(config, path)
     plain_session(broker)
     lean_session(broker)
@@ -243,13 +248,22 @@ def ingest_runs(broker: Mosquitto, runs: list[tuple[str, str, int]], tmp: Path, 
         f"  the store's own MQTT client, counting {lean:9,.0f} msg/s"
         f"   ratio {lean / baseline:.2f} (the receive ceiling)"
     )
-    for name, _url, workers in runs:
-        config, path = configs[(name, workers)]
-        rate = store_drain(config, path, n)
+    rates = {}
+    for name, _url, workers, acks in runs:
+        config, path = configs[(name, workers, acks)]
+        rate = rates[(name, workers, acks)] = store_drain(config, path, n)
+        label = "acks on " if acks else "acks off"
         print(
-            f"  store, {name:<10} {workers} ingest worker(s)  {rate:9,.0f} msg/s"
+            f"  store, {name:<10} {workers} ingest worker(s), {label}  {rate:9,.0f} msg/s"
             f"   ratio {rate / baseline:.2f}"
         )
+    for (name, workers, acks), rate in rates.items():
+        before = rates.get((name, workers, False))
+        if acks and before:
+            print(
+                f"  {name} {workers} worker(s): with acknowledgements / without"
+                f" (before end-to-end acks) = {rate / before:.2f}"
+            )
 
 
 def fill(database: str, days: int) -> None:
@@ -308,11 +322,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker, Postgres(fsync=True) as pg:
         work = Path(tmp)
         runs = [
-            (name, url, workers)
-            for workers in (1, 2)
+            (name, url, workers, acks)
+            for workers, acks in ((1, False), (1, True), (2, True))
             for name, url in (
-                ("sqlite", f"sqlite:///{work / f'ingest-{workers}.db'}"),
-                ("postgresql", pg.create_database(f"ingest_{workers}")),
+                ("sqlite", f"sqlite:///{work / f'ingest-{workers}-{acks}.db'}"),
+                ("postgresql", pg.create_database(f"ingest_{workers}_{str(acks).lower()}")),
             )
         ]
         ingest_runs(broker, runs, work, args.messages)
