@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-from edge.protocol import Envelope, EnvelopeError, Status, Topic, TopicError
+from edge.protocol import Ack, Envelope, EnvelopeError, Status, Topic, TopicError
 from edge.protocol.river import WARNING_LEVELS
 from sim.broker import Mosquitto
 
@@ -27,6 +27,7 @@ class Seen:
     images: int = 0
     last: str = "-"  # the latest reading, described
     status: str = "-"
+    acked: int = -1  # the store's watermark: every seq up to this is in the city store
 
     def lost(self) -> int:
         return max(self.seqs) + 1 - min(self.seqs) - len(self.seqs) if self.seqs else 0
@@ -80,6 +81,12 @@ class CityConsole:
             if topic.channel == "status":
                 self._status(Status.from_json(msg.payload))
                 return
+            if topic.channel == "ack":  # the store's acknowledgement: shown in the summary
+                ack = Ack.from_json(msg.payload)
+                with self.lock:
+                    seen = self.devices[ack.device]
+                    seen.acked = max(seen.acked, ack.seq)
+                return
             envelope = Envelope.from_json(msg.payload)
         except (TopicError, EnvelopeError) as exc:
             with self.lock:
@@ -118,14 +125,15 @@ class CityConsole:
         lines = ["", "summary (what the city received, checked against the contract):"]
         lines.append(
             f"  {'device':<10} {'messages':>8} {'events':>6} {'images':>6} {'lost':>5} {'dups':>5}"
-            "  last reading; status"
+            f" {'stored up to':>12}  last reading; status"
         )
         with self.lock:
             for device in sorted(self.devices):
                 seen = self.devices[device]
                 lines.append(
                     f"  {device:<10} {len(seen.seqs):>8} {seen.events:>6} {seen.images:>6} "
-                    f"{seen.lost():>5} {seen.duplicates:>5}  {seen.last}; {seen.status}"
+                    f"{seen.lost():>5} {seen.duplicates:>5} {f'seq {seen.acked}' if seen.acked >= 0 else '-':>12}  "
+                    f"{seen.last}; {seen.status}"
                 )
             lines.append(f"  {self.rejected} messages broke the contract")
         return "\n".join(lines)
