@@ -130,9 +130,10 @@ class CityConsole:
         with self.lock:
             for device in sorted(self.devices):
                 seen = self.devices[device]
+                stored = f"seq {seen.acked}" if seen.acked >= 0 else "-"
                 lines.append(
                     f"  {device:<10} {len(seen.seqs):>8} {seen.events:>6} {seen.images:>6} "
-                    f"{seen.lost():>5} {seen.duplicates:>5} {f'seq {seen.acked}' if seen.acked >= 0 else '-':>12}  "
+                    f"{seen.lost():>5} {seen.duplicates:>5} {stored:>12}  "
                     f"{seen.last}; {seen.status}"
                 )
             lines.append(f"  {self.rejected} messages broke the contract")
