@@ -21,7 +21,6 @@ device's ``confirm_timeout_s``, which the store counts as a duplicate and acknow
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from edge.protocol.envelope import (
@@ -31,6 +30,7 @@ from edge.protocol.envelope import (
     _check_device,
     _decode_object,
 )
+from edge.protocol.topics import EVENT_ID
 
 ACK_KEYS = frozenset({"v", "device", "seq", "held", "images", "resend"})
 MAX_HELD = 64  # ranges in one acknowledgement; the rest is covered by a later one or a resend
@@ -57,22 +57,24 @@ class Ack:
         for first, last in self.held:
             if _seq(first, "held") > _seq(last, "held"):
                 raise EnvelopeError("held", f"range [{first}, {last}] runs backwards")
-        if not all(isinstance(i, str) and i for i in self.images):
-            raise EnvelopeError("images", "expected event ids")
+        if not all(isinstance(i, str) and EVENT_ID.match(i) for i in self.images):
+            raise EnvelopeError("images", "expected event ids (1-64 of A-Z a-z 0-9 _ -)")
 
     def covers(self, seq: int) -> bool:
         """Whether the store holds message ``seq`` of this device."""
         return seq <= self.seq or any(first <= seq <= last for first, last in self.held)
 
     def to_json(self) -> bytes:
-        body: dict[str, object] = {"v": self.v, "device": self.device, "seq": self.seq}
+        """Compact JSON, formatted directly: the store sends one per device per batch, and every
+        field is an integer or a checked id that needs no escaping."""
+        text = f'{{"v":{self.v},"device":"{self.device}","seq":{self.seq}'
         if self.held:
-            body["held"] = [list(r) for r in self.held]
+            text += ',"held":[' + ",".join(f"[{a},{b}]" for a, b in self.held) + "]"
         if self.images:
-            body["images"] = list(self.images)
+            text += ',"images":[' + ",".join(f'"{i}"' for i in self.images) + "]"
         if self.resend:
-            body["resend"] = True
-        return json.dumps(body, separators=(",", ":")).encode("utf-8")
+            text += ',"resend":true'
+        return (text + "}").encode("ascii")
 
     @classmethod
     def from_json(cls, payload: bytes | str) -> Ack:

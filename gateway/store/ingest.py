@@ -117,6 +117,7 @@ class Ingest:
         self._accepting = True
         self._stop = threading.Event()
         self._warned: dict[str, tuple[float, int]] = {}
+        self._ack_topics: dict[str, str] = {}  # device -> its ack topic, built once
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
 
     @property
@@ -158,7 +159,9 @@ class Ingest:
             self._publish_ack(kind, Ack(device, mark, held, tuple(images.get(device, ()))))
 
     def _publish_ack(self, kind: str, ack: Ack) -> None:
-        topic = str(Topic(kind, ack.device, "ack"))
+        topic = self._ack_topics.get(ack.device)
+        if topic is None:
+            topic = self._ack_topics[ack.device] = str(Topic(kind, ack.device, "ack"))
         if self.subscriber.publish(topic, ack.to_json(), retain=True):
             self.stats.add(acks_published=1)
 
