@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ LORA_GAUGES = ("river-l1", "river-l2")
 class MqttGauge:
     """A river agent process on a simulated sensor, confirming through the store."""
 
-    def __init__(self, tmp_path: Path, broker, device: str) -> None:
+    def __init__(self, tmp_path: Path, broker, device: str, **outbox) -> None:
         self.device = device
         self.sensor = UltrasonicSim("a02yyuw", lambda: 2000.0)
         self.outbox = tmp_path / f"{device}.db"
@@ -54,7 +55,7 @@ class MqttGauge:
                         "confirm_timeout_s": 3.0,
                         "confirm_timeout_max_s": 6.0,
                     },
-                    "outbox": {"path": str(self.outbox), "sync": "normal"},
+                    "outbox": {"path": str(self.outbox), "sync": "normal", **outbox},
                     "river": {
                         "sensor": {"port": self.sensor.path},
                         "mount_height_m": 5.0,
@@ -166,6 +167,9 @@ def test_broker_sigkill_without_persistence_loses_nothing(tmp_path, own_broker, 
         lost_session = store.service.ingest.stats.snapshot()
         assert lost_session.get("broker_sessions_lost") == 1, lost_session
         assert lost_session["broker_session_lost_ms"] is not None
+        with urllib.request.urlopen(f"{store.url}healthz", timeout=10) as response:
+            warnings = json.loads(response.read())["warnings"]
+        assert len(warnings) == 1 and "the broker lost the store's session" in warnings[0]
     finally:
         lora.stop()
         for gauge in gauges:
@@ -261,4 +265,31 @@ def test_the_store_acknowledges_once_per_batch_and_not_a_quiet_device(tmp_path, 
     device.disconnect()
     watcher.loop_stop()
     watcher.disconnect()
+    store.stop()
+
+
+def test_a_gap_the_full_outbox_made_is_passed_over_and_nothing_else_waits(tmp_path, own_broker):
+    """The device's outbox of 10 drops its oldest readings while the broker is away. The store's
+    watermark cannot wait for them for ever: the device's status tells its floor, the watermark
+    passes the gap, and what the device still holds is confirmed and deleted."""
+    store = start(store_config(tmp_path, f"sqlite:///{tmp_path}/city.db", own_broker))
+    gauge = MqttGauge(tmp_path, own_broker, "river-m9", max_messages=10)
+    try:
+        wait_for(lambda: len(stored_seqs(store.store, "river-m9")) >= 5, 30, "first readings")
+        own_broker.stop()
+        at_outage = max(gauge.issued())
+        wait_for(lambda: max(gauge.issued()) >= at_outage + 30, 30, "readings while away")
+        own_broker.start()
+
+        def watermark() -> int:
+            return dict((d, w) for d, _k, w in store.store.watermarks()).get("river-m9", -1)
+
+        wait_for(lambda: watermark() >= at_outage + 35, 30, "the watermark past the gap")
+        wait_for(lambda: len(gauge.held()) <= 3, 30, "the device's outbox confirmed")
+    finally:
+        gauge.stop()
+    with contextlib.closing(sqlite3.connect(gauge.outbox)) as db:
+        (dropped,) = db.execute("SELECT value FROM meta WHERE key = 'dropped_full'").fetchone()
+    row = store.store.device("river-m9")
+    assert int(dropped) >= 15 and row.lost == int(dropped)
     store.stop()

@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS message (
     sent_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- messages dropped when full after they were sent: if the store's acknowledgement covers one
+-- later, it arrived after all and stops counting in dropped_full
+CREATE TABLE IF NOT EXISTS dropped_sent (device TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS airtime (at_ms INTEGER NOT NULL, seconds REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS airtime_at ON airtime(at_ms);
 """
@@ -243,12 +246,15 @@ class Outbox:
         return self._depth + 1 > self.max_messages or self._bytes + incoming > self.max_bytes
 
     def _drop_oldest(self) -> None:
-        row = self._db.execute(
-            "SELECT id, LENGTH(payload) FROM message ORDER BY droppable DESC, id LIMIT 1"
+        row_id, size, device, seq, sent = self._db.execute(
+            "SELECT id, LENGTH(payload), device, seq, sent_ms IS NOT NULL FROM message "
+            "ORDER BY droppable DESC, id LIMIT 1"
         ).fetchone()
-        self._db.execute("DELETE FROM message WHERE id = ?", (row[0],))
+        self._db.execute("DELETE FROM message WHERE id = ?", (row_id,))
+        if sent and seq is not None:
+            self._db.execute("INSERT INTO dropped_sent VALUES (?, ?)", (device, seq))
         self._depth -= 1
-        self._bytes -= row[1]
+        self._bytes -= size
         self._bump("dropped_full")
 
     # -- consuming ----------------------------------------------------------------------------
@@ -287,6 +293,7 @@ class Outbox:
         if images:
             clauses.append(f"(seq IS NULL AND topic IN ({','.join('?' * len(images))}))")
             params += images
+        covered = " OR ".join(clauses[: len(ack.held) + 1])
         with self._lock, self._unsynced():
             sizes = self._db.execute(
                 f"DELETE FROM message WHERE device = ? AND ({' OR '.join(clauses)}) "
@@ -294,6 +301,13 @@ class Outbox:
                 params,
             ).fetchall()
             self._forget(len(sizes), sum(size for (size,) in sizes))
+            arrived = self._db.execute(
+                f"DELETE FROM dropped_sent WHERE device = ? AND ({covered})",
+                params[: 2 + 2 * len(ack.held)],
+            ).rowcount
+            if arrived:
+                self._counts["dropped_full"] = max(0, self._counts["dropped_full"] - arrived)
+                self._set_meta("dropped_full", self._counts["dropped_full"])
         return len(sizes)
 
     def ack(self, ids: Iterable[int]) -> None:

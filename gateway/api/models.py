@@ -146,3 +146,6 @@ class Health(BaseModel):
     database: str
     now: Time
     ingest: list[dict[str, Any]]
+    # what an operator must look at: e.g. the broker lost the store's session (what it had
+    # queued for the store is gone; the devices were asked to send it again)
+    warnings: list[str] = []

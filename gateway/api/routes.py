@@ -269,9 +269,16 @@ def healthz(ctx: Ctx) -> models.Health:
     except Exception as exc:
         raise HTTPException(503, detail=f"database: {type(exc).__name__}") from exc
     ingest: list[dict[str, Any]] = [stats() for stats in ctx.ingest_stats]
+    warnings = [
+        f"the broker lost the store's session at {iso_ms(s['broker_session_lost_ms'])}: what it "
+        "had queued for the store was lost there and the devices were asked to send it again"
+        for s in ingest
+        if s.get("broker_session_lost_ms") is not None
+    ]
     return models.Health(
         ok=all(s.get("connected", True) for s in ingest),
         database=ctx.store.name,
         now=iso_ms(ctx.now_ms()),
         ingest=ingest,
+        warnings=warnings,
     )
