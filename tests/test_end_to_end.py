@@ -23,8 +23,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 from river.river_rig import LoraNetwork, level_payload
+from river_process import write_river_config
 from store.store_helpers import start, store_config
 
 from edge.protocol import Envelope
@@ -41,30 +41,15 @@ class MqttGauge:
         self.device = device
         self.sensor = UltrasonicSim("a02yyuw", lambda: 2000.0)
         self.outbox = tmp_path / f"{device}.db"
-        self.config = tmp_path / f"{device}.yaml"
-        self.config.write_text(
-            yaml.safe_dump(
-                {
-                    "device": {"id": device, "kind": "river"},
-                    "agent": "river",
-                    "mqtt": {
-                        "host": broker.host,
-                        "port": broker.port,
-                        "reconnect_min_s": 0.2,
-                        "reconnect_max_s": 1.0,
-                        "confirm_timeout_s": 3.0,
-                        "confirm_timeout_max_s": 6.0,
-                    },
-                    "outbox": {"path": str(self.outbox), "sync": "normal", **outbox},
-                    "river": {
-                        "sensor": {"port": self.sensor.path},
-                        "mount_height_m": 5.0,
-                        "interval_s": 0.2,
-                        "burst": 1,
-                        "min_valid": 1,
-                    },
-                }
-            )
+        self.config = write_river_config(
+            tmp_path / f"{device}.yaml",
+            device,
+            broker,
+            self.sensor.path,
+            {"path": str(self.outbox), "sync": "normal", **outbox},
+            interval_s=0.2,
+            confirm_timeout_s=3.0,
+            confirm_timeout_max_s=6.0,
         )
         self.log = tmp_path / f"{device}.log"
         with open(self.log, "ab") as log:

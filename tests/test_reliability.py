@@ -16,7 +16,7 @@ import sys
 import time
 
 import pytest
-import yaml
+from river_process import write_river_config
 
 from edge.protocol import Envelope, Status, Topic
 from sim.devices.ultrasonic import UltrasonicSim
@@ -29,32 +29,17 @@ class Rig:
 
     def __init__(self, tmp_path, broker, **outbox):
         self.sensor = UltrasonicSim("a02yyuw", lambda: 2000.0)
-        self.config = tmp_path / "river.yaml"
-        self.config.write_text(
-            yaml.safe_dump(
-                {
-                    "device": {"id": DEVICE, "kind": "river"},
-                    "agent": "river",
-                    "mqtt": {
-                        "host": broker.host,
-                        "port": broker.port,
-                        "reconnect_min_s": 0.2,
-                        "reconnect_max_s": 1.0,
-                        "status_interval_s": 0.5,
-                        # the device-to-broker link alone; with the store's acknowledgement:
-                        # tests/test_end_to_end.py
-                        "confirm": "broker",
-                    },
-                    "outbox": {"path": str(tmp_path / "outbox.db"), **outbox},
-                    "river": {
-                        "sensor": {"port": self.sensor.path},
-                        "mount_height_m": 5.0,
-                        "interval_s": 0.1,
-                        "burst": 1,
-                        "min_valid": 1,
-                    },
-                }
-            )
+        # the device-to-broker link alone; with the store's acknowledgement:
+        # tests/test_end_to_end.py
+        self.config = write_river_config(
+            tmp_path / "river.yaml",
+            DEVICE,
+            broker,
+            self.sensor.path,
+            {"path": str(tmp_path / "outbox.db"), **outbox},
+            interval_s=0.1,
+            status_interval_s=0.5,
+            confirm="broker",
         )
         self.log = tmp_path / "agent.log"
         self.proc = None

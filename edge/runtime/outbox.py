@@ -277,12 +277,11 @@ class Outbox:
         if not ids:
             return
         with self._lock, self._unsynced():
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                self._db.execute(
-                    f"UPDATE message SET sent_ms = COALESCE(sent_ms, ?) WHERE id IN ({marks})",
-                    (at_ms, *chunk),
-                )
+            self._by_ids(
+                "UPDATE message SET sent_ms = COALESCE(sent_ms, ?) WHERE id IN ({marks})",
+                ids,
+                at_ms,
+            )
 
     def confirm(self, kind: str, ack: Ack) -> int:
         """Delete what the store's acknowledgement ``ack`` covers: the messages of ``ack.device``
@@ -305,9 +304,7 @@ class Outbox:
                 f"DELETE FROM dropped_sent WHERE device = ? AND ({covered})",
                 params[: 2 + 2 * len(ack.held)],
             ).rowcount
-            if arrived:
-                self._counts["dropped_full"] = max(0, self._counts["dropped_full"] - arrived)
-                self._set_meta("dropped_full", self._counts["dropped_full"])
+            self._arrived(arrived)
         return len(sizes)
 
     def ack(self, ids: Iterable[int]) -> None:
@@ -322,18 +319,28 @@ class Outbox:
         if not ids:
             return
         with self._lock, self._unsynced():
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                sizes = self._db.execute(
-                    f"DELETE FROM message WHERE id IN ({marks}) RETURNING LENGTH(payload)",
-                    chunk,
-                ).fetchall()
-                self._forget(len(sizes), sum(size for (size,) in sizes))
-                if len(sizes) < len(chunk):
-                    arrived = len(chunk) - len(sizes)
-                    dropped = max(0, self._counts["dropped_full"] - arrived)
-                    self._counts["dropped_full"] = dropped
-                    self._set_meta("dropped_full", dropped)
+            sizes = self._by_ids(
+                "DELETE FROM message WHERE id IN ({marks}) RETURNING LENGTH(payload)", ids
+            )
+            self._forget(len(sizes), sum(size for (size,) in sizes))
+            self._arrived(len(ids) - len(sizes))
+
+    def _by_ids(self, statement: str, ids: list[int], *first: Any) -> list[Any]:
+        """``statement`` with ``{marks}`` for a list of ids, run over ``ids`` in pieces small
+        enough for SQLite's parameter limit (``first``: parameters before the ids); the rows
+        it returned."""
+        rows: list[Any] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = statement.format(marks=",".join("?" * len(chunk)))
+            rows += self._db.execute(sql, (*first, *chunk)).fetchall()
+        return rows
+
+    def _arrived(self, count: int) -> None:
+        """``count`` messages dropped when full reached the city after all: not lost."""
+        if count:
+            self._counts["dropped_full"] = max(0, self._counts["dropped_full"] - count)
+            self._set_meta("dropped_full", self._counts["dropped_full"])
 
     def _forget(self, count: int, size: int) -> None:
         self._depth -= count
@@ -417,9 +424,3 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
-    """``ids`` in pieces small enough for one SQL statement's parameters."""
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
