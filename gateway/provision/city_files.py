@@ -14,7 +14,6 @@ password file and the ACL, disconnects clients whose user is gone, and keeps eve
 from __future__ import annotations
 
 import grp
-import logging
 import os
 import pwd
 import shlex
@@ -37,7 +36,6 @@ from gateway.provision.mosquitto import (
     store_grant,
 )
 
-log = logging.getLogger(__name__)
 BROKER_GROUP = "mosquitto"  # Mosquitto re-reads its files as this user after dropping root
 GATEWAY_USER = "machimori"  # the gateway's systemd unit runs as this user
 
@@ -49,6 +47,7 @@ class SyncReport:
     lorawan: int = 0
     sites: int = 0
     reload: str = ""  # what the reload did, for the technician
+    notes: list[str] = field(default_factory=list)  # what the technician should fix
 
 
 def grants(home: Home) -> list[Grant]:
@@ -129,7 +128,7 @@ def sync(home: Home, *, reload: bool = True) -> SyncReport:
     for name, (text, mode) in broker.items():
         path = out.broker_dir / name
         write_atomic(path, text, mode=mode)
-        _hand_over(path, group=BROKER_GROUP)
+        report.notes += _hand_over(path, group=BROKER_GROUP)
         report.written.append(path)
     report.users = len(users)
 
@@ -146,7 +145,7 @@ def sync(home: Home, *, reload: bool = True) -> SyncReport:
             e for e in lorawan if gateway is None or (e.lorawan and e.lorawan.gateway == gateway)
         ]
         write_atomic(path, registry(home, mine), mode=0o600)
-        _hand_over(path, user=GATEWAY_USER)
+        report.notes += _hand_over(path, user=GATEWAY_USER)
         report.written.append(path)
     report.lorawan = len(lorawan)
 
@@ -171,15 +170,15 @@ def reload_broker(command: str) -> str:
     return f"ok: {command}"
 
 
-def _hand_over(path: Path, *, user: str | None = None, group: str | None = None) -> None:
+def _hand_over(path: Path, *, user: str | None = None, group: str | None = None) -> list[str]:
     """Give the file to the service that reads it, where this process may (it runs as root on
-    the city host); elsewhere (a test, a dry run) the file stays ours."""
+    the city host); elsewhere (a test, a dry run) the file stays ours. Returns what to fix."""
     if os.geteuid() != 0:
-        return
+        return []
     try:
         uid = pwd.getpwnam(user).pw_uid if user else -1
         gid = grp.getgrnam(group).gr_gid if group else -1
     except KeyError:
-        log.warning("no such user or group: %s", user or group)
-        return
+        return [f"{path} stays root's: no {'user' if user else 'group'} {user or group} here"]
     os.chown(path, uid, gid)
+    return []

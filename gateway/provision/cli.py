@@ -383,6 +383,8 @@ def _run_sync(home: Any, *, reload: bool) -> int:
     report = sync(home, reload=reload)
     for path in report.written:
         print(f"wrote {path}")
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"{report.users} MQTT users, {report.lorawan} LoRaWAN devices, {report.sites} sites; "
           f"broker reload: {report.reload}")  # fmt: skip
     return 1 if report.reload.startswith("FAILED") else 0

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from edge.protocol.river import WARNING_KEYS
-from gateway.provision.catalogue import CODECS, Entry, write_atomic
+from gateway.provision.catalogue import CODECS, CatalogueError, Entry, write_atomic
 from gateway.provision.home import Home
 
 ETC = "etc/machimori"  # /etc/machimori on the device
@@ -102,7 +102,7 @@ def config_name(entry: Entry) -> str:
 def device_files(home: Home, entry: Entry) -> list[DeviceFile]:
     """Every file the device needs in /etc/machimori, with its mode."""
     if not entry.active:
-        raise ValueError(f"{entry.id} is revoked: it gets no files")
+        raise CatalogueError(f"{entry.id} is revoked: it gets no files")
     keys = home.device_secrets(entry)
     config = yaml.safe_dump(agent_config(home, entry), sort_keys=False, allow_unicode=True)
     header = (

@@ -39,7 +39,7 @@ class Client:
         if tls is not None:
             self.client.tls_set_context(tls)
         self.client.on_connect = lambda _c, _u, _f, rc, _p: self._connack.put(rc)
-        self.client.on_disconnect = lambda *_: self.disconnected.set()
+        self.client.on_disconnect = lambda *_: (self.disconnected.set(), self._connack.put(None))
         self.client.on_subscribe = lambda _c, _u, _m, rcs, _p: self._subacks.put(rcs)
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, m.payload))
         try:
@@ -50,8 +50,10 @@ class Client:
         try:
             rc = self._connack.get(timeout=10)
         except queue.Empty:
+            rc = None
+        if rc is None:  # the broker hung up before its CONNACK: it refused the TLS handshake
             self.close()
-            raise Refused(f"{user}: no CONNACK (the TLS handshake failed)") from None
+            raise Refused(f"{user}: no CONNACK")
         if getattr(rc, "is_failure", False):
             self.close()
             raise Refused(f"{user}: {rc}")

@@ -1,0 +1,96 @@
+"""With client certificates on, the broker takes only TLS clients holding a certificate from the
+city CA that the CLI made; a revoked certificate is refused too (the CRL sync writes)."""
+
+from __future__ import annotations
+
+import ssl
+import time
+
+import pytest
+import yaml
+from mqtt_client import Client, refused
+
+from edge.runtime.uplink import TlsConfig
+from sim.broker import Mosquitto
+
+P = "machimori/v1"
+
+
+@pytest.fixture
+def tls_city(city, pki):
+    """The city with client_certs on; Mosquitto's cafile is the city CA, its server
+    certificate is the test PKI's (as a city would use its usual web certificate)."""
+    server_ca, server_cert, server_key = pki
+    broker_dir = city.out / "mosquitto"
+    broker = Mosquitto(
+        tls=(broker_dir / "ca.crt", server_cert, server_key),
+        password_file=broker_dir / "passwd",
+        acl_file=broker_dir / "acl",
+        settings=("require_certificate true", f"crlfile {broker_dir / 'crl.pem'}"),
+    )
+    city.init("--client-certs", "--broker-host", broker.host, "--broker-port", str(broker.port))
+    city.configure(broker={"reload_command": "", "ca_file": str(server_ca)})
+    for device in ("river-01", "river-02"):
+        city.ok("add", device, "--kind", "river", "--levels", "1,2,3,4", "--mount-height", "5")
+    city.ok("add", "city", "--kind", "store")
+    city.ok("sync")
+    broker.start()
+    city.configure(broker={"reload_command": f"kill -HUP {broker.proc.pid}"})
+    yield broker, server_ca
+    broker.close()
+
+
+def device_tls(city, device, server_ca, with_cert=True):
+    """The TLS settings the rendered config gives the device (its files under card/)."""
+    card = city.root / f"card-{device}"
+    city.ok("render", device, "--out", str(card))
+    etc = card / "etc" / "machimori"
+    if not with_cert:
+        return TlsConfig(ca_file=server_ca).context()
+    return TlsConfig(
+        ca_file=server_ca, cert_file=etc / f"{device}.crt", key_file=etc / f"{device}.key"
+    ).context()
+
+
+def test_a_device_needs_its_certificate(city, tls_city):
+    broker, server_ca = tls_city
+    password = city.secret("river-01", "mqtt.password")
+    device = Client(broker, "river-01", password, tls=device_tls(city, "river-01", server_ca))
+    device.close()
+    assert refused(broker, "river-01", password, tls=device_tls(city, "river-01", server_ca, False))
+    # a certificate the city CA did not sign is refused as well
+    foreign = ssl.create_default_context(cafile=str(server_ca))
+    foreign.load_cert_chain(
+        str(server_ca.parent / "broker.pem"), str(server_ca.parent / "broker.key")
+    )
+    assert refused(broker, "river-01", password, tls=foreign)
+
+
+def test_the_rendered_config_names_the_certificate_files(city, tls_city):
+    _, server_ca = tls_city
+    device_tls(city, "river-02", server_ca)
+    config = yaml.safe_load((city.root / "card-river-02/etc/machimori/river-02.yaml").read_text())
+    assert config["mqtt"]["tls"] == {
+        "ca_file": str(server_ca),
+        "cert_file": "/etc/machimori/river-02.crt",
+        "key_file": "/etc/machimori/river-02.key",
+    }
+    key = city.root / "card-river-02/etc/machimori/river-02.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_old_certificate_is_refused_once_rotation_is_confirmed(city, tls_city):
+    """The CRL written by sync carries the old certificate's serial, and Mosquitto re-reads it
+    on the reload: with the new password and the old certificate, the handshake is refused."""
+    broker, server_ca = tls_city
+    old_tls = device_tls(city, "river-02", server_ca)
+    city.ok("rotate", "river-02")
+    new_tls = device_tls(city, "river-02", server_ca)
+    city.ok("rotate", "river-02", "--confirm")
+    new_password = city.secret("river-02", "mqtt.password", generation=2)
+    Client(broker, "river-02", new_password, tls=new_tls).close()
+    deadline = time.monotonic() + 5  # the reload (SIGHUP) is handled between client events
+    while not refused(broker, "river-02", new_password, tls=old_tls):
+        assert time.monotonic() < deadline, "the revoked certificate is still accepted"
+        time.sleep(0.1)
+    Client(broker, "river-02", new_password, tls=new_tls).close()
