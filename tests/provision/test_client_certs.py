@@ -29,7 +29,7 @@ def tls_city(city, pki):
         settings=("require_certificate true", f"crlfile {broker_dir / 'crl.pem'}"),
     )
     city.init("--client-certs", "--broker-host", broker.host, "--broker-port", str(broker.port))
-    city.configure(broker={"reload_command": "", "ca_file": str(server_ca)})
+    city.configure(broker={"ca_file": str(server_ca)})
     for device in ("river-01", "river-02"):
         city.ok("add", device, "--kind", "river", "--levels", "1,2,3,4", "--mount-height", "5")
     city.ok("add", "city", "--kind", "store")
