@@ -96,11 +96,8 @@ def sites(entries: list[Entry]) -> str:
     out: list[dict[str, Any]] = []
     for e in entries:
         assert e.levels is not None
-        site: dict[str, Any] = {"device": e.id, "name": e.site or e.id}
-        for key in ("name_en", "river", "river_en"):
-            value = {"name_en": e.site_en, "river": e.river, "river_en": e.river_en}[key]
-            if value:
-                site[key] = value
+        site: dict[str, Any] = {"device": e.id, "name": e.site or e.id, "river": e.river}
+        site |= {k: v for k, v in (("name_en", e.site_en), ("river_en", e.river_en)) if v}
         site |= {"lat": e.lat, "lon": e.lon}
         site["levels_m"] = {k: getattr(e.levels, k) for k in vars(e.levels)}
         if e.observe_from_m is not None:

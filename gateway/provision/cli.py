@@ -70,6 +70,11 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="each device gets a certificate from the city CA",
     )
     p.add_argument("--outputs", type=Path, default=None, help="where sync writes (default: /etc)")
+    p.add_argument(
+        "--reload-command",
+        default="systemctl reload mosquitto",
+        help="run after sync so the broker re-reads its files ('' for none)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing provision.yaml")
 
     p = command("add", "put one device (or city identity) in the catalogue and issue its secrets")
@@ -195,7 +200,7 @@ def _init(args: argparse.Namespace) -> int:
         port=args.broker_port,
         tls=str(not args.no_tls).lower(),
         client_certs=str(args.client_certs).lower(),
-        reload="systemctl reload mosquitto",
+        reload=args.reload_command,
         broker_dir=out / "mosquitto" if out else "/etc/mosquitto/machimori",
         registry=out / "devices.yaml" if out else "/etc/machimori/devices.yaml",
         sites=out / "sites.yaml" if out else "/etc/machimori/sites.yaml",

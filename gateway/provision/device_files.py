@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from edge.protocol.river import WARNING_KEYS
-from gateway.provision.catalogue import CODECS, CatalogueError, Entry, write_atomic
+from gateway.provision.catalogue import CITY_KINDS, CODECS, CatalogueError, Entry, write_atomic
 from gateway.provision.home import Home
 
 ETC = "etc/machimori"  # /etc/machimori on the device
@@ -100,17 +100,12 @@ def config_name(entry: Entry) -> str:
 
 
 def device_files(home: Home, entry: Entry) -> list[DeviceFile]:
-    """Every file the device needs in /etc/machimori, with its mode."""
+    """Every file the device needs in /etc/machimori, with its mode. A city identity (gateway,
+    store, service) gets only its secrets: its config is the city host's own."""
     if not entry.active:
         raise CatalogueError(f"{entry.id} is revoked: it gets no files")
     keys = home.device_secrets(entry)
-    config = yaml.safe_dump(agent_config(home, entry), sort_keys=False, allow_unicode=True)
-    header = (
-        f"# {entry.id}: written by `machimori provision render` (secrets generation "
-        f"{entry.generation}).\n# Check it with: machimori agent check --config "
-        f"/{ETC}/{config_name(entry)}\n"
-    )
-    files = [DeviceFile(f"{ETC}/{config_name(entry)}", (header + config).encode(), PUBLIC)]
+    files = [] if entry.kind in CITY_KINDS else [_config_file(home, entry)]
     if keys.mqtt_password is not None:
         files.append(DeviceFile(f"{ETC}/{entry.id}.mqtt", keys.mqtt_password.encode(), SECRET))
     if keys.app_key is not None:
@@ -122,6 +117,17 @@ def device_files(home: Home, entry: Entry) -> list[DeviceFile]:
             DeviceFile(f"{ETC}/city-ca.crt", home.ca.cert_pem, PUBLIC),
         ]
     return files
+
+
+def _config_file(home: Home, entry: Entry) -> DeviceFile:
+    """The agent's config with a header saying where it came from and how to check it."""
+    config = yaml.safe_dump(agent_config(home, entry), sort_keys=False, allow_unicode=True)
+    header = (
+        f"# {entry.id}: written by `machimori provision render` (secrets generation "
+        f"{entry.generation}).\n# Check it with: machimori agent check --config "
+        f"/{ETC}/{config_name(entry)}\n"
+    )
+    return DeviceFile(f"{ETC}/{config_name(entry)}", (header + config).encode(), PUBLIC)
 
 
 def write_files(files: list[DeviceFile], root: Path) -> list[Path]:

@@ -29,7 +29,7 @@ from typing import Literal
 
 import yaml
 
-from gateway.provision.catalogue import Entry
+from gateway.provision.catalogue import FIELD_KINDS, Entry
 from gateway.provision.device_files import DeviceFile, write_files
 from gateway.provision.settings import CardSettings
 
@@ -99,6 +99,8 @@ def flash(
     boot: Path, entry: Entry, files: list[DeviceFile], card: Card, os_wanted: Os = "auto"
 ) -> list[Path]:
     """Write everything onto the boot partition mounted at ``boot``; returns what was written."""
+    if entry.kind not in FIELD_KINDS:
+        raise CardError(f"{entry.id} is a city {entry.kind}: only field devices boot from a card")
     os_name = detect_os(boot, os_wanted)
     if not card.wheel.is_file():
         raise CardError(f"no wheel at {card.wheel}")

@@ -138,8 +138,8 @@ def test_sync_writes_the_stores_sites_from_the_catalogue(city):
         {
             "device": "river-01",
             "name": "長井橋",
-            "name_en": "Nagai Bridge",
             "river": "最上川",
+            "name_en": "Nagai Bridge",
             "lat": 38.1052,
             "lon": 140.0561,
             "levels_m": {"standby": 1.5, "caution": 2.0, "evacuation": 2.6, "danger": 3.0},

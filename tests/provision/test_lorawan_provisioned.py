@@ -48,22 +48,13 @@ def gateway_config(city, broker, tmp_path):
 
 
 def agent_config(city, gauge, tmp_path):
-    """The config `provision render` wrote, with the simulators' ptys for ports (on a Pi they
-    are /dev/ttyAMA0 and the modem's USB adapter) and the clock sped up."""
+    """The config `provision render` wrote, pointed at the simulators' ptys (on a Pi they are
+    /dev/ttyAMA0 and the modem's USB adapter), on a sped-up clock."""
     card = tmp_path / "card"
     city.ok("render", "river-03", "--out", str(card))
-    etc = card / "etc/machimori"
-    config = yaml.safe_load((etc / "river-03.yaml").read_text())
-    modem = config["lorawan"]["modem"]
-    modem |= {"port": gauge.modem.path, "app_key_file": str(etc / "river-03.appkey")}
-    modem |= {"command_timeout_s": 2.0, "send_timeout_s": 10.0, "join_timeout_s": 10.0}
-    config["river"]["sensor"]["port"] = gauge.sensor.path
+    config = yaml.safe_load((card / "etc/machimori/river-03.yaml").read_text())
     config["river"] |= {"burst": 3, "min_valid": 2}
-    config["outbox"]["path"] = str(tmp_path / "outbox.db")
-    config |= {"clock_speed": SPEED, "log_level": "info"}
-    path = tmp_path / "river-03.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return gauge.write_config(gauge.fit(config, clock_speed=SPEED, log_level="info"))
 
 
 def test_provisioned_lorawan_gauge_joins_then_is_revoked(city, provisioned_broker, tmp_path):
