@@ -27,6 +27,8 @@ CITY_KINDS = ("gateway", "store", "service")  # city-side MQTT identities
 Kind = Literal["river", "camera", "bus", "tracker", "gateway", "store", "service"]
 CODECS = {"river": "river-v1"}  # the LoRaWAN payload codec of each kind that has one
 HEX16 = re.compile(r"^[0-9A-F]{16}$")
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+FAST_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def normalise_eui(value: str, name: str = "dev_eui") -> str:
@@ -160,7 +162,11 @@ class Catalogue:
     def load(cls, path: Path) -> Catalogue:
         if not path.exists():
             return cls(path)
-        parsed = build(CatalogueFile, load_yaml(path), file=path)
+        try:  # libyaml's loader where PyYAML has it: a catalogue of 1,200 loads in 0.1 s
+            data = yaml.load(path.read_text(encoding="utf-8"), Loader=FAST_LOADER) or {}
+        except yaml.YAMLError:
+            data = load_yaml(path)  # raises the loader's ConfigError with the line
+        parsed = build(CatalogueFile, data, file=path)
         seen: set[str] = set()
         for i, entry in enumerate(parsed.devices):
             if entry.id in seen:
@@ -174,7 +180,7 @@ class Catalogue:
             "# back it up, keep it in version control. See docs/provisioning.md.\n"
             + yaml.dump(
                 {"devices": [e.record() for e in self]},
-                Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                Dumper=FAST_DUMPER,
                 sort_keys=False,
                 allow_unicode=True,
             )
@@ -212,10 +218,11 @@ def entry_from(data: dict[str, Any], where: str) -> Entry:
     return build(Entry, data, file=where)
 
 
-def write_atomic(path: Path, text: str, *, mode: int) -> None:
+def write_atomic(path: Path, text: str, *, mode: int, durable: bool = True) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, so a reader (the
     broker reloading, the gateway polling) never sees half a file; ``mode`` is set before the
-    rename, so a secret is never readable by others even for a moment."""
+    rename, so a secret is never readable by others even for a moment. ``durable``: on disk
+    before the rename (a bulk writer may instead sync once at the end)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -223,7 +230,8 @@ def write_atomic(path: Path, text: str, *, mode: int) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -149,10 +149,11 @@ class Home:
             for entry in entries:
                 del self.catalogue.entries[entry.id]
             return [], rejected
-        for done, entry in enumerate(entries, 1):
-            self._issue(entry)
-            if progress is not None:
-                progress(done, len(entries))
+        with self.vault.bulk():
+            for done, entry in enumerate(entries, 1):
+                self._issue(entry)
+                if progress is not None:
+                    progress(done, len(entries))
         return entries, []
 
     def revoke(self, entry: Entry) -> None:

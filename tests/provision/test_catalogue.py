@@ -146,3 +146,26 @@ def test_sync_writes_the_stores_sites_from_the_catalogue(city):
             "observe_from_m": 1.0,
         }
     ]
+
+
+PROVISION_COMMANDS = ("init", "add", "import", "list", "show", "revoke", "rotate", "render")
+
+
+def test_every_provision_command_has_help_a_technician_can_follow(capsys):
+    from machimori.cli import main as machimori
+
+    for command in (*PROVISION_COMMANDS, "flash", "sync"):
+        try:
+            machimori(["provision", command, "--help"])
+        except SystemExit as done:
+            assert done.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: machimori provision {command}"), out
+    try:
+        machimori(["provision", "--help"])
+    except SystemExit:
+        pass
+    out = capsys.readouterr().out
+    assert "a technician's day" in out and "docs/provisioning.md" in out
+    for command in (*PROVISION_COMMANDS, "flash", "sync"):
+        assert f"    {command} " in out
