@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import subprocess
 import sys
 import tempfile
@@ -29,8 +31,12 @@ from sim.broker import Mosquitto, mosquitto_binary  # noqa: E402
 
 
 def provision(home: Path, *argv: str) -> None:
-    if machimori(["provision", "--home", str(home), *argv]) != 0:
-        raise SystemExit(f"provision {argv[0]} failed")
+    """One CLI command in this process, its output kept unless it fails."""
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        code = machimori(["provision", "--home", str(home), *argv])
+    if code != 0:
+        raise SystemExit(f"provision {argv[0]} failed:\n{said.getvalue()}")
 
 
 def client(broker: Mosquitto, user: str, password: str) -> tuple[mqtt.Client, int]:
