@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import yaml
 
-from edge.protocol.river import WARNING_KEYS
 from edge.protocol.topics import check_device_id
 from edge.runtime.config import ConfigError, build, load_yaml
+from gateway.api.sites import Thresholds
 
 FIELD_KINDS = ("river", "camera", "bus", "tracker")  # devices in the field, with an agent
 CITY_KINDS = ("gateway", "store", "service")  # city-side MQTT identities
@@ -37,21 +37,6 @@ def normalise_eui(value: str, name: str = "dev_eui") -> str:
     if not HEX16.match(text):
         raise ValueError(f"{name} to be 16 hex digits (an EUI-64), got {value!r}")
     return text
-
-
-@dataclass
-class Levels:
-    """A river site's four warning levels, metres above the gauge datum, lowest first."""
-
-    standby: float
-    caution: float
-    evacuation: float
-    danger: float
-
-    def __post_init__(self) -> None:
-        values = [getattr(self, k) for k in WARNING_KEYS]
-        if values != sorted(values) or len(set(values)) != 4:
-            raise ValueError("levels to rise: standby < caution < evacuation < danger")
 
 
 @dataclass
@@ -85,7 +70,7 @@ class Entry:
     lorawan: LoraSettings | None = None
     river: str = ""  # river gauges: the river's name, its levels, the surveyed sensor height
     river_en: str = ""
-    levels: Levels | None = None
+    levels: Thresholds | None = None  # the store's site levels: the same four, rising
     observe_from_m: float | None = None
     mount_height_m: float | None = None
     school: str = ""  # trackers: the school the child attends (no child's name, ever)
