@@ -91,10 +91,11 @@ def device_grant(kind: str, device: str, comment: str = "") -> Grant:
 
 
 def gateway_grant(gateway: str, devices: Iterable[tuple[str, str]]) -> Grant:
-    """A LoRaWAN gateway: its own status and events, and for each (kind, id) it speaks for the
-    readings and events it forwards, the commands it sends down and the acks it watches."""
+    """A LoRaWAN gateway: its own status and events (and the store's ack of them: its outbox
+    keeps them until then), and for each (kind, id) it speaks for the readings and events it
+    forwards, the commands it sends down and the acks it watches."""
     own = f"{PREFIX}/gateway/{gateway}"
-    reads: list[str] = []
+    reads: list[str] = [f"{own}/ack"]
     writes = [f"{own}/status", f"{own}/event"]
     for kind, device in sorted(devices):
         base = f"{PREFIX}/{kind}/{device}"

@@ -62,18 +62,20 @@ def test_each_identity_gets_its_own_topics_only(city, provisioned_broker):
     sent = ("river-02/cmd", "river-03/cmd", "river-03/ack", "river-01/ack", "river-01/cmd")
     for topic in sent:
         store.publish(f"{P}/river/{topic}")
+    store.publish(f"{P}/gateway/gw-01/ack")  # the gateway's own messages are acked too
     assert r1.received_until(f"{P}/river/river-01/cmd") == [
         f"{P}/river/river-01/ack",
         f"{P}/river/river-01/cmd",
     ]
-    assert gw.received_until(f"{P}/river/river-03/ack") == [
+    assert gw.received_until(f"{P}/gateway/gw-01/ack") == [
         f"{P}/river/river-03/cmd",
         f"{P}/river/river-03/ack",
+        f"{P}/gateway/gw-01/ack",
     ]
     # ...and a device may not write its own ack (only the store may).
     r1.publish(f"{P}/river/river-01/ack")
     r1.publish(f"{P}/river/river-01/event")
-    own = [f"{P}/river/{t}" for t in sent]  # the store hears what it sent itself
+    own = [f"{P}/river/{t}" for t in sent] + [f"{P}/gateway/gw-01/ack"]  # it hears itself
     assert store.received_until(f"{P}/river/river-01/event") == [*own, f"{P}/river/river-01/event"]
     for c in (store, r1, gw, service):
         c.close()
