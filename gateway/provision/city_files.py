@@ -119,9 +119,12 @@ def sync(home: Home, *, reload: bool = True) -> SyncReport:
         "passwd": (password_file(users), 0o640),
         "acl": (acl_file(grants(home)), 0o644),
     }
-    if home.settings.broker.client_certs:
+    settings = home.settings.broker
+    if settings.tls:
         broker["ca.crt"] = (home.ca.cert_pem.decode(), 0o644)
         broker["crl.pem"] = (home.ca.crl_pem().decode(), 0o644)
+        if not settings.ca_file:
+            broker |= _server_certificate(home, out.broker_dir)
     for name, (text, mode) in broker.items():
         path = out.broker_dir / name
         write_atomic(path, text, mode=mode)
@@ -152,6 +155,18 @@ def sync(home: Home, *, reload: bool = True) -> SyncReport:
     report.sites = len(rivers)
     report.reload = reload_broker(home.settings.broker.reload_command) if reload else "skipped"
     return report
+
+
+def _server_certificate(home: Home, folder: Path) -> dict[str, tuple[str, int]]:
+    """The broker's certificate from the city CA, for the host devices connect to; issued
+    again only when there is none from this CA for that host."""
+    host = home.settings.broker.host
+    cert = folder / "broker.crt"
+    if cert.exists() and (folder / "broker.key").exists():
+        if home.ca.signed_for(cert.read_bytes(), host):
+            return {}
+    key_pem, cert_pem = home.ca.issue_server(host)
+    return {"broker.key": (key_pem.decode(), 0o640), "broker.crt": (cert_pem.decode(), 0o644)}
 
 
 def reload_broker(command: str) -> str:

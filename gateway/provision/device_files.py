@@ -2,7 +2,8 @@
 
 ``etc/machimori/<id>.yaml`` is the agent's config (what ``machimori agent check`` validates),
 pointing at the secrets beside it: ``<id>.mqtt`` (its MQTT password), ``<id>.appkey`` (LoRaWAN),
-``<id>.crt``/``<id>.key`` and ``city-ca.crt`` (client certificates). Secrets are mode 0600.
+``<id>.crt``/``<id>.key`` (client certificates) and ``city-ca.crt`` (the CA that signed the
+broker's certificate, and theirs). Secrets are mode 0600.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def agent_config(home: Home, entry: Entry) -> dict[str, Any]:
             "password_file": f"/{ETC}/{entry.id}.mqtt",
         }
         if broker.tls:
-            tls = {"ca_file": broker.ca_file}
+            tls = {"ca_file": broker.ca_file or f"/{ETC}/city-ca.crt"}
             if broker.client_certs:
                 tls |= {"cert_file": f"/{ETC}/{entry.id}.crt", "key_file": f"/{ETC}/{entry.id}.key"}
             mqtt["tls"] = tls
@@ -114,8 +115,10 @@ def device_files(home: Home, entry: Entry) -> list[DeviceFile]:
         files += [
             DeviceFile(f"{ETC}/{entry.id}.crt", keys.client_cert, PUBLIC),
             DeviceFile(f"{ETC}/{entry.id}.key", keys.client_key, SECRET),
-            DeviceFile(f"{ETC}/city-ca.crt", home.ca.cert_pem, PUBLIC),
         ]
+    broker = home.settings.broker
+    if entry.mqtt_user and broker.tls and (broker.client_certs or not broker.ca_file):
+        files.append(DeviceFile(f"{ETC}/city-ca.crt", home.ca.cert_pem, PUBLIC))
     return files
 
 

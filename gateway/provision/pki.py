@@ -1,13 +1,16 @@
-"""A small city CA for MQTT client certificates (optional: ``broker.client_certs: true``).
+"""A small city CA: the broker's TLS certificate, and optionally each device's client certificate.
 
-The CA's key (EC P-256) lives in the vault's ``ca/`` folder (0600); its certificate goes to the
-broker as ``cafile``, so Mosquitto (``require_certificate true``) refuses a TLS client without a
-certificate it signed. Each device gets its own key and a certificate whose CN is its id; a
-revoked device's serial goes on the CRL the broker reads as ``crlfile``.
+The CA's key (EC P-256) lives in the vault's ``ca/`` folder (0600). Its certificate is the
+broker's ``cafile`` and every card's ``city-ca.crt``: devices verify the broker's certificate
+(which names the broker's host) with it, and with ``broker.client_certs: true`` Mosquitto
+(``require_certificate true``) refuses a TLS client without a certificate it signed. Each device
+then gets its own key and a certificate whose CN is its id; a revoked device's serial goes on
+the CRL the broker reads as ``crlfile``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -112,6 +115,37 @@ class CityCA:
             .sign(self.key, hashes.SHA256())
         )
         return _pem_key(key), cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue_server(self, host: str) -> tuple[bytes, bytes]:
+        """A key and a server certificate for the broker at ``host`` (a name or an address)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        try:
+            san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+        except ValueError:
+            san = x509.DNSName(host)
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(host, self.city))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=CLIENT_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return _pem_key(key), cert.public_bytes(serialization.Encoding.PEM)
+
+    def signed_for(self, cert_pem: bytes, host: str) -> bool:
+        """Whether ``cert_pem`` is this CA's server certificate for ``host``."""
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        if cert.issuer != self.cert.subject:
+            return False
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return host in [str(n.value) for n in names]
 
     def revoke(self, cert_pem: bytes) -> None:
         """Put a certificate's serial on the list the next CRL carries."""

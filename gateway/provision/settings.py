@@ -23,8 +23,11 @@ class BrokerSettings:
 
     host: str = "mqtt.city.example"
     port: int = 8883
-    tls: bool = True  # devices speak TLS and verify the broker's certificate with ca_file
-    ca_file: str = "/etc/ssl/certs/ca-certificates.crt"  # on the device
+    tls: bool = True  # devices speak TLS and verify the broker's certificate
+    # "": the city CA issues the broker's certificate (sync writes broker.crt/.key) and each card
+    # gets the CA as /etc/machimori/city-ca.crt; or the CA file on the device that verifies a
+    # certificate the city has from elsewhere (/etc/ssl/certs/ca-certificates.crt)
+    ca_file: str = ""
     client_certs: bool = False  # each device gets a certificate from the city CA, and the
     # broker's field listener requires one (require_certificate true, crlfile)
     reload_command: str = "systemctl reload mosquitto"  # run by sync: SIGHUP re-reads the
@@ -105,8 +108,9 @@ city: {city}
 broker:                        # the city's broker as a field device reaches it
   host: {host}
   port: {port}
-  tls: {tls}                   # devices verify the broker's certificate with ca_file
-  ca_file: /etc/ssl/certs/ca-certificates.crt
+  tls: {tls}                   # devices verify the broker's certificate
+  ca_file: ""                  # "": the city CA issues the broker's certificate (sync writes it);
+                               # or the device's CA file for a certificate from elsewhere
   client_certs: {client_certs}  # per-device certificates from the city CA; the broker requires them
   reload_command: "{reload}"   # after sync: re-reads passwd and acl, drops revoked clients only
 

@@ -16,62 +16,70 @@ from sim.broker import Mosquitto
 P = "machimori/v1"
 
 
+def mode(path):
+    return path.stat().st_mode & 0o777
+
+
 @pytest.fixture
-def tls_city(city, pki):
-    """The city with client_certs on; Mosquitto's cafile is the city CA, its server
-    certificate is the test PKI's (as a city would use its usual web certificate)."""
-    server_ca, server_cert, server_key = pki
+def tls_city(city):
+    """The city with client certificates on, its broker run as configs/mosquitto/mosquitto.conf
+    has it: the city CA's certificate as cafile, the broker's certificate and key from the
+    same CA (all written by `provision sync`), plus require_certificate and the CRL."""
     broker_dir = city.out / "mosquitto"
     broker = Mosquitto(
-        tls=(broker_dir / "ca.crt", server_cert, server_key),
+        tls=(broker_dir / "ca.crt", broker_dir / "broker.crt", broker_dir / "broker.key"),
         password_file=broker_dir / "passwd",
         acl_file=broker_dir / "acl",
         settings=("require_certificate true", f"crlfile {broker_dir / 'crl.pem'}"),
     )
     city.init("--client-certs", "--broker-host", broker.host, "--broker-port", str(broker.port))
-    city.configure(broker={"ca_file": str(server_ca)})
     for device in ("river-01", "river-02"):
         city.ok("add", device, "--kind", "river", "--levels", "1,2,3,4", "--mount-height", "5")
     city.ok("add", "city", "--kind", "store")
     city.ok("sync")
     broker.start()
     city.configure(broker={"reload_command": f"kill -HUP {broker.proc.pid}"})
-    yield broker, server_ca
+    yield broker
     broker.close()
 
 
-def device_tls(city, device, server_ca, with_cert=True):
-    """The TLS settings the rendered config gives the device (its files under card/)."""
+def device_tls(city, device, with_cert=True):
+    """The TLS settings the rendered config gives the device, from its files under card-*/."""
     card = city.root / f"card-{device}"
     city.ok("render", device, "--out", str(card))
     etc = card / "etc" / "machimori"
+    ca = etc / "city-ca.crt"
     if not with_cert:
-        return TlsConfig(ca_file=server_ca).context()
+        return TlsConfig(ca_file=ca).context()
     return TlsConfig(
-        ca_file=server_ca, cert_file=etc / f"{device}.crt", key_file=etc / f"{device}.key"
+        ca_file=ca, cert_file=etc / f"{device}.crt", key_file=etc / f"{device}.key"
     ).context()
 
 
-def test_a_device_needs_its_certificate(city, tls_city):
-    broker, server_ca = tls_city
+def test_a_device_needs_its_certificate(city, tls_city, pki):
+    broker = tls_city
     password = city.secret("river-01", "mqtt.password")
-    device = Client(broker, "river-01", password, tls=device_tls(city, "river-01", server_ca))
+    device = Client(broker, "river-01", password, tls=device_tls(city, "river-01"))
     device.close()
-    assert refused(broker, "river-01", password, tls=device_tls(city, "river-01", server_ca, False))
+    assert refused(broker, "river-01", password, tls=device_tls(city, "river-01", False))
     # a certificate the city CA did not sign is refused as well
-    foreign = ssl.create_default_context(cafile=str(server_ca))
-    foreign.load_cert_chain(
-        str(server_ca.parent / "broker.pem"), str(server_ca.parent / "broker.key")
-    )
+    _, other_cert, other_key = pki
+    city_ca = city.root / "card-river-01/etc/machimori/city-ca.crt"
+    foreign = ssl.create_default_context(cafile=str(city_ca))
+    foreign.load_cert_chain(str(other_cert), str(other_key))
     assert refused(broker, "river-01", password, tls=foreign)
+    # the broker's certificate is issued once, and again only for another host
+    issued = (city.broker_dir / "broker.crt").read_bytes()
+    city.ok("sync", "--no-reload")
+    assert (city.broker_dir / "broker.crt").read_bytes() == issued
+    assert mode(city.broker_dir / "broker.key") == 0o640
 
 
 def test_the_rendered_config_names_the_certificate_files(city, tls_city):
-    _, server_ca = tls_city
-    device_tls(city, "river-02", server_ca)
+    device_tls(city, "river-02")
     config = yaml.safe_load((city.root / "card-river-02/etc/machimori/river-02.yaml").read_text())
     assert config["mqtt"]["tls"] == {
-        "ca_file": str(server_ca),
+        "ca_file": "/etc/machimori/city-ca.crt",
         "cert_file": "/etc/machimori/river-02.crt",
         "key_file": "/etc/machimori/river-02.key",
     }
@@ -82,10 +90,10 @@ def test_the_rendered_config_names_the_certificate_files(city, tls_city):
 def test_an_old_certificate_is_refused_once_rotation_is_confirmed(city, tls_city):
     """The CRL written by sync carries the old certificate's serial, and Mosquitto re-reads it
     on the reload: with the new password and the old certificate, the handshake is refused."""
-    broker, server_ca = tls_city
-    old_tls = device_tls(city, "river-02", server_ca)
+    broker = tls_city
+    old_tls = device_tls(city, "river-02")
     city.ok("rotate", "river-02")
-    new_tls = device_tls(city, "river-02", server_ca)
+    new_tls = device_tls(city, "river-02")
     city.ok("rotate", "river-02", "--confirm")
     new_password = city.secret("river-02", "mqtt.password", generation=2)
     Client(broker, "river-02", new_password, tls=new_tls).close()

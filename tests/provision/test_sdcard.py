@@ -84,6 +84,7 @@ def test_bookworm_card(card_city, tmp_path, wheel):
     assert files == {
         "etc/machimori/river-05.yaml": 0o644,
         "etc/machimori/river-05.mqtt": 0o600,
+        "etc/machimori/city-ca.crt": 0o644,  # verifies the broker (the city CA signed it)
         f"dist/{wheel.name}": 0o644,
         "systemd/machimori-agent@.service": 0o644,
         "systemd/machimori-camera.service": 0o644,
