@@ -193,7 +193,7 @@ def _init(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         print(f"provision: {path} exists (--force replaces it)", file=sys.stderr)
         return 2
-    out = args.outputs
+    out = args.outputs.resolve() if args.outputs else None  # the file's own folder is not cwd
     text = TEMPLATE.format(
         city=yaml.safe_dump(args.city, allow_unicode=True).splitlines()[0],
         host=args.broker_host,
