@@ -98,46 +98,42 @@ class CityCA:
     def issue(self, device: str) -> tuple[bytes, bytes]:
         """A new key and a client certificate for ``device``: (key PEM, certificate PEM)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(device, self.city))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=CLIENT_DAYS))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        return _pem_key(key), cert.public_bytes(serialization.Encoding.PEM)
+        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
+        return _pem_key(key), self._sign(device, key, ExtendedKeyUsageOID.CLIENT_AUTH, aki)
 
     def issue_server(self, host: str) -> tuple[bytes, bytes]:
         """A key and a server certificate for the broker at ``host`` (a name or an address)."""
         key = ec.generate_private_key(ec.SECP256R1())
         try:
-            san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+            name: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
-            san = x509.DNSName(host)
+            name = x509.DNSName(host)
+        san = x509.SubjectAlternativeName([name])
+        return _pem_key(key), self._sign(host, key, ExtendedKeyUsageOID.SERVER_AUTH, san)
+
+    def _sign(
+        self,
+        common_name: str,
+        key: ec.EllipticCurvePrivateKey,
+        usage: x509.ObjectIdentifier,
+        extension: x509.ExtensionType,
+    ) -> bytes:
+        """A leaf certificate for ``key``, signed by the CA, as PEM."""
         now = datetime.now(UTC)
         cert = (
             x509.CertificateBuilder()
-            .subject_name(_name(host, self.city))
+            .subject_name(_name(common_name, self.city))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(hours=1))
             .not_valid_after(now + timedelta(days=CLIENT_DAYS))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(extension, critical=False)
             .sign(self.key, hashes.SHA256())
         )
-        return _pem_key(key), cert.public_bytes(serialization.Encoding.PEM)
+        return cert.public_bytes(serialization.Encoding.PEM)
 
     def signed_for(self, cert_pem: bytes, host: str) -> bool:
         """Whether ``cert_pem`` is this CA's server certificate for ``host``."""

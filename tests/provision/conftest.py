@@ -49,6 +49,13 @@ class City:
     def secret(self, device: str, name: str, generation: int = 1) -> str:
         return (self.home / "secrets" / device / str(generation) / name).read_text().strip()
 
+    def serve(self, broker: Mosquitto) -> Mosquitto:
+        """Sync, start ``broker`` on the files sync wrote, and let later syncs reload it."""
+        self.ok("sync")
+        broker.start()
+        self.configure(broker={"reload_command": f"kill -HUP {broker.proc.pid}"})
+        return broker
+
     @property
     def broker_dir(self) -> Path:
         return self.out / "mosquitto"
@@ -75,8 +82,5 @@ def provisioned_broker(city: City) -> Iterator[Mosquitto]:
     city.ok("add", "gw-01", "--kind", "gateway")
     city.ok("add", "city", "--kind", "store")
     city.ok("add", "arrivals", "--kind", "service")
-    city.ok("sync")
-    broker.start()
-    city.configure(broker={"reload_command": f"kill -HUP {broker.proc.pid}"})
-    yield broker
+    yield city.serve(broker)
     broker.close()

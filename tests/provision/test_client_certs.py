@@ -36,10 +36,7 @@ def tls_city(city):
     for device in ("river-01", "river-02"):
         city.ok("add", device, "--kind", "river", "--levels", "1,2,3,4", "--mount-height", "5")
     city.ok("add", "city", "--kind", "store")
-    city.ok("sync")
-    broker.start()
-    city.configure(broker={"reload_command": f"kill -HUP {broker.proc.pid}"})
-    yield broker
+    yield city.serve(broker)
     broker.close()
 
 
