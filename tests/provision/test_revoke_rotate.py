@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
+from datetime import UTC, datetime
 
 import yaml
 from mqtt_client import Client, refused
+
+from edge.protocol import Envelope, utc_timestamp
+from gateway.store.launch import start_store
 
 P = "machimori/v1"
 
@@ -69,3 +75,42 @@ def test_rotation_keeps_the_old_password_until_confirmed(city, provisioned_broke
     Client(broker, "river-02", new).close()
     assert not (city.home / "secrets" / "river-02" / "1").exists()
     assert city.run("rotate", "river-02", "--confirm") == 2  # nothing left to confirm
+
+
+def test_a_revoked_devices_data_stays_in_the_store(city, provisioned_broker, tmp_path):
+    """The store (its own process, logged in as the catalogue's `city`) keeps what a device
+    sent before its revocation, and still serves it."""
+    broker = provisioned_broker
+    store = start_store(
+        tmp_path / "store",
+        broker.host,
+        broker.port,
+        "city",
+        city.secret("city", "mqtt.password"),
+        sites_file=city.out / "sites.yaml",
+    )
+    url = f"{store.url}api/v1/devices/river-01"
+
+    def stored():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return json.load(answer)
+        except OSError:
+            return None
+
+    try:
+        device = Client(broker, "river-01", city.secret("river-01", "mqtt.password"))
+        data = {"level_m": 1.234, "distance_mm": 3966, "valid": 9, "samples": 9}
+        for seq in range(3):
+            ts = utc_timestamp(datetime.now(UTC))
+            device.publish(
+                f"{P}/river/river-01/telemetry",
+                Envelope("river-01", seq, ts, "level", data).to_json(),
+            )
+        wait_until(lambda: (stored() or {}).get("last_seq") == 2)
+        device.close()
+        city.ok("revoke", "river-01")
+        kept = stored()
+        assert kept is not None and kept["last_seq"] == 2 and kept["lost"] == 0
+    finally:
+        store.stop()
