@@ -15,6 +15,10 @@ COMMANDS = {
     ),
     "store": ("gateway.store.cli", "city store: MQTT ingest, SQLite/PostgreSQL, retention, HTTP"),
     "web": ("gateway.web.cli", "river page, staff page and API alone; staff passwords"),
+    "provision": (
+        "gateway.provision.cli",
+        "devices from the city's catalogue to SD cards: secrets, broker files, revocation",
+    ),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),
 }
 
@@ -31,7 +35,7 @@ Run `machimori <command> --help` for a command's options.
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    lines = "\n".join(f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items())
+    lines = "\n".join(f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items())
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(commands=lines))
         return 0 if argv else 2

@@ -110,8 +110,13 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         acl: str | None = None,
         tls: tuple[Path, Path, Path] | None = None,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        settings: tuple[str, ...] = (),
     ) -> None:
-        """``tls``: (CA file, certificate, key) to make the listener TLS-only."""
+        """``tls``: (CA file, certificate, key) to make the listener TLS-only. ``password_file``
+        and ``acl_file``: files written elsewhere (by ``machimori provision sync``), instead of
+        ``users`` and ``acl``. ``settings``: more lines for the listener (require_certificate)."""
         self.binary = mosquitto_binary()
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -134,7 +139,9 @@ class Mosquitto:
             # 'mosquitto' user and lose access to the files written here
             f"user {pwd.getpwuid(os.getuid()).pw_name}",
         ]
-        if users:
+        if password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        elif users:
             passwd = self.workdir / "passwd"
             passwd.write_text("")
             passwd.chmod(0o600)
@@ -148,9 +155,11 @@ class Mosquitto:
         else:
             lines.append("allow_anonymous true")
         if acl is not None:
-            acl_path = self.workdir / "acl"
-            acl_path.write_text(acl)
-            lines.append(f"acl_file {acl_path}")
+            acl_file = self.workdir / "acl"
+            acl_file.write_text(acl)
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
+        lines += settings
         self.conf_path.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -165,6 +174,11 @@ class Mosquitto:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"mosquitto did not start: {exc}\n{tail}") from exc
         return self
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password file and ACL, keeping its clients."""
+        assert self.proc is not None, "the broker is not running"
+        self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         stop_process(self.proc)

@@ -1,7 +1,10 @@
 """``machimori demo``: the whole system in simulation on one machine, on the embedded defaults.
 
+The city is provisioned first, as a technician would: ``machimori provision`` imports the
+catalogue configs/demo-city.csv, writes the broker's password file and ACL, the gateway's
+registry and the store's river sites, and renders each device's config and secrets.
 Real parts everywhere, each in its own process as in the field: Mosquitto with a password per
-device and the ACL of configs/mosquitto/acl; the city store with its river page, staff page and
+device and the generated least-privilege ACL; the city store with its river page, staff page and
 API on SQLite; the LoRaWAN gateway with a simulated packet forwarder; river gauges reading
 simulated ultrasonic sensors on ptys, two over MQTT and two over RAK3172 modems on ptys; a
 wildlife camera classifying a simulated video with the real model. River time runs ``--speed``
@@ -35,17 +38,71 @@ from sim.devices.river_gauge import GaugeSite, SimulatedLoraGauge
 from sim.scenarios import BaseFlow, FlashFlood, River, ScenarioSensor, flood_through_all_levels
 
 ROOT = Path(__file__).resolve().parents[1]
-ACL = ROOT / "configs" / "mosquitto" / "acl"
-SITES = ROOT / "configs" / "sites.yaml"
-GATEWAY_ID = "gw-01"  # configs/mosquitto/acl gives this user its devices' topics
+CATALOGUE = ROOT / "configs" / "demo-city.csv"
+GATEWAY_ID = "gw-01"  # the catalogue's gateway: the ACL gives it its LoRaWAN devices' topics
+STORE_USER = "city"
 FORWARDER_EUI = 0xAA555A0000000001
 CAMERA = "camera-01"
 
 
-def site_levels() -> dict[str, tuple[float, float, float, float]]:
-    """The four warning levels of each site, from the same file the river page reads."""
-    sites = yaml.safe_load(SITES.read_text(encoding="utf-8"))["sites"]
-    return {s["device"]: tuple(s["levels_m"][k] for k in WARNING_KEYS) for s in sites}
+class DemoCity:
+    """The demo's provisioning home, made with the ``machimori provision`` CLI (each step in
+    ``logs/provision.log``), and what its files say: passwords, keys, rendered configs."""
+
+    def __init__(self, workdir: Path, broker: Mosquitto) -> None:
+        self.workdir = workdir
+        self.home = workdir / "provision"
+        self.out = workdir / "city"
+        self._run(
+            "init", "--city", "machimori demo", "--no-tls", "--broker-host", broker.host,
+            "--broker-port", str(broker.port), "--outputs", str(self.out),
+            "--reload-command", "",
+        )  # fmt: skip
+        self._run("import", str(CATALOGUE))
+        self._run("sync")
+        from gateway.provision.home import Home
+
+        self.catalogue = Home(self.home).catalogue
+
+    def _run(self, *args: str) -> None:
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "provision.log", "ab") as log:
+            command = [sys.executable, "-m", "machimori", "provision", "--home", str(self.home)]
+            done = subprocess.run([*command, *args], stdout=log, stderr=log)
+        if done.returncode != 0:
+            raise RuntimeError(f"provision {args[0]} failed: see {logs / 'provision.log'}")
+
+    def render(self, device: str) -> Path:
+        """The device's files as under / (``provision render``); returns its /etc/machimori."""
+        root = self.workdir / "devices" / device
+        self._run("render", device, "--out", str(root))
+        return root / "etc" / "machimori"
+
+    def password_file(self, user: str) -> Path:
+        return self.render(user) / f"{user}.mqtt"
+
+    def password(self, user: str) -> str:
+        return self.password_file(user).read_text().strip()
+
+    def config(self, device: str) -> dict[str, Any]:
+        name = "camera.yaml" if device == CAMERA else f"{device}.yaml"
+        return yaml.safe_load((self.render(device) / name).read_text(encoding="utf-8"))
+
+    def levels(self) -> dict[str, tuple[float, float, float, float]]:
+        """The four warning levels of each gauge, as the catalogue has them."""
+        return {
+            e.id: tuple(getattr(e.levels, k) for k in WARNING_KEYS)
+            for e in self.catalogue
+            if e.levels is not None
+        }
+
+    def lora_keys(self, device: str) -> tuple[int, bytes]:
+        """(DevEUI, AppKey) a modem is provisioned with: the catalogue's and the vault's."""
+        entry = self.catalogue.get(device)
+        assert entry.lorawan is not None
+        app_key = (self.render(device) / f"{device}.appkey").read_text().strip()
+        return int(entry.lorawan.dev_eui, 16), bytes.fromhex(app_key)
 
 
 @dataclass(frozen=True)
@@ -57,8 +114,11 @@ class MqttGauge:
     river: River
 
 
-def stations(levels: dict[str, tuple[float, float, float, float]]) -> tuple[list, list]:
-    """Four gauges: two floods through every level (one per link), a small rise, a calm river."""
+def stations(city: DemoCity) -> tuple[list, list]:
+    """Four gauges: two floods through every level (one per link), a small rise, a calm river.
+    Mount heights and LoRaWAN keys are the catalogue's."""
+    levels = city.levels()
+    lora = {d: city.lora_keys(d) for d in ("river-02", "river-04")}
     mqtt_gauges = [
         MqttGauge(
             "river-01",
@@ -79,6 +139,8 @@ def stations(levels: dict[str, tuple[float, float, float, float]]) -> tuple[list
             levels["river-02"],
             observe_from_m=0.9,
             flashy=True,
+            dev_eui=lora["river-02"][0],
+            app_key=lora["river-02"][1],
         ),
         GaugeSite(
             "river-04",
@@ -86,6 +148,8 @@ def stations(levels: dict[str, tuple[float, float, float, float]]) -> tuple[list
             3.6,
             levels["river-04"],
             observe_from_m=0.8,
+            dev_eui=lora["river-04"][0],
+            app_key=lora["river-04"][1],
         ),
     ]
     return mqtt_gauges, lora_gauges
@@ -97,31 +161,26 @@ class Demo:
         self.speed = speed
         self.quiet = quiet
         self.clock = Clock(speed)
-        self.levels = site_levels()
-        self.mqtt_gauges, self.lora_sites = stations(self.levels)
-        users = [g.device for g in self.mqtt_gauges] + [CAMERA, GATEWAY_ID, "city"]
-        self.passwords = {user: secrets.token_urlsafe(16) for user in users}
+        files = workdir / "city" / "mosquitto"  # what `provision sync` writes, before it runs
         self.broker = Mosquitto(
-            workdir=workdir / "broker", users=self.passwords, acl=ACL.read_text()
+            workdir=workdir / "broker", password_file=files / "passwd", acl_file=files / "acl"
         )
+        self.city = DemoCity(workdir, self.broker)
+        self.mqtt_gauges, self.lora_sites = stations(self.city)
         self.hardware: list[Any] = []  # simulators to close
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.store: RunningStore | None = None
 
-    # -- files a technician would write -------------------------------------------------------
-    def _secret(self, name: str, text: str) -> Path:
-        path = self.workdir / "secrets" / name
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(text)
-        path.chmod(0o600)
-        return path
-
-    def _mqtt(self, user: str) -> dict[str, Any]:
+    # -- files the provisioning CLI rendered, fitted to this machine ---------------------------
+    def _mqtt(self, mqtt: dict[str, Any], user: str) -> dict[str, Any]:
+        """A rendered mqtt section (or a city identity's), with its secret where render put
+        it and a demo's quick reconnects."""
         return {
+            **mqtt,
             "host": self.broker.host,
             "port": self.broker.port,
             "username": user,
-            "password_file": str(self._secret(f"{user}.mqtt", self.passwords[user])),
+            "password_file": str(self.city.password_file(user)),
             "reconnect_min_s": 0.5,
             "reconnect_max_s": 5.0,
             "status_interval_s": 10.0,
@@ -148,10 +207,11 @@ class Demo:
             self.workdir / "store",
             self.broker.host,
             self.broker.port,
-            "city",
-            self.passwords["city"],
+            STORE_USER,
+            self.city.password(STORE_USER),
             clock_speed=self.speed,
             refresh_s=5,
+            sites_file=self.city.out / "sites.yaml",
         )
         self._start_gateway_and_lora_gauges()
         for gauge in self.mqtt_gauges:
@@ -163,22 +223,12 @@ class Demo:
             gauge.river, gauge.mount_height_m, self.clock, seed=len(self.hardware)
         )
         self.hardware.append(sensor)
-        config = {
-            "device": {"id": gauge.device, "kind": "river"},
-            "agent": "river",
-            "mqtt": self._mqtt(gauge.device),
-            "outbox": {"path": str(self.workdir / "outbox" / f"{gauge.device}.db")},
-            "clock_speed": self.speed,
-            "log_level": "info",
-            "river": {
-                "sensor": {"model": "a02yyuw", "port": sensor.path},
-                "mount_height_m": gauge.mount_height_m,
-                "burst": 5,
-                "min_valid": 3,
-                "levels": dict(zip(WARNING_KEYS, self.levels[gauge.device], strict=True)),
-                "reporting": {"observe_from_m": 1.0},
-            },
-        }
+        config = self.city.config(gauge.device)
+        config["mqtt"] = self._mqtt(config["mqtt"], gauge.device)
+        config["outbox"] = {"path": str(self.workdir / "outbox" / f"{gauge.device}.db")}
+        config |= {"clock_speed": self.speed, "log_level": "info"}
+        config["river"]["sensor"]["port"] = sensor.path
+        config["river"] |= {"burst": 5, "min_valid": 3}
         self._spawn(
             gauge.device, "agent", "run", "--config", str(self._write_config(gauge.device, config))
         )
@@ -197,16 +247,12 @@ class Demo:
             )
             for site in self.lora_sites
         ]
-        registry = self.workdir / "configs" / "devices.yaml"
-        registry.parent.mkdir(parents=True, exist_ok=True)
-        registry.write_text(yaml.safe_dump({"devices": [g.registry_entry() for g in gauges]}))
-        registry.chmod(0o600)  # it holds the AppKeys
         config = {
             "gateway": {"id": GATEWAY_ID},
             "mode": "udp",
-            "registry": str(registry),
+            "registry": str(self.city.out / "devices.yaml"),  # written by `provision sync`
             "udp": {"bind": "127.0.0.1", "port": udp_port},
-            "mqtt": self._mqtt(GATEWAY_ID),
+            "mqtt": self._mqtt({}, GATEWAY_ID),
             "outbox": {"path": str(self.workdir / "gateway" / "outbox.db")},
             "state": {"path": str(self.workdir / "gateway" / "state.db")},
             "log_level": "info",
@@ -219,18 +265,21 @@ class Demo:
         forwarder.start()
         self.hardware += [forwarder, *gauges]
         for gauge in gauges:
-            agent = gauge.write_agent_config(clock_speed=self.speed, log_level="info")
+            config = self.city.config(gauge.site.device)
+            config["river"] |= {"burst": 5, "min_valid": 3}
+            config["river"]["reporting"] |= {"flashy": gauge.site.flashy}
+            if gauge.site.flashy:
+                config["river"]["reporting"]["fast_interval_s"] = 120
+            fitted = gauge.fit(config, clock_speed=self.speed, log_level="info")
+            agent = gauge.write_config(fitted)
             self._spawn(gauge.site.device, "agent", "run", "--config", str(agent))
 
     def _start_camera(self) -> None:
-        config = {
-            "device": {"id": CAMERA, "kind": "camera"},
-            "agent": "camera",
-            "mqtt": self._mqtt(CAMERA),
-            "outbox": {"path": str(self.workdir / "outbox" / f"{CAMERA}.db")},
-            "log_level": "info",
-            "camera": demo_camera(self.workdir),
-        }
+        config = self.city.config(CAMERA)
+        config["mqtt"] = self._mqtt(config["mqtt"], CAMERA)
+        config["outbox"] = {"path": str(self.workdir / "outbox" / f"{CAMERA}.db")}
+        config["log_level"] = "info"
+        config["camera"] = demo_camera(self.workdir)  # a simulated video instead of /dev/video0
         self._spawn(CAMERA, "agent", "run", "--config", str(self._write_config(CAMERA, config)))
 
     def stop(self, console: CityConsole) -> list[str]:
@@ -267,16 +316,17 @@ class Demo:
                 f"  river page   {s.url}   (Japanese; ?lang=en for English)",
                 f"  staff page   {s.staff_url}   login {s.staff_user} / {s.staff_password}",
                 f"  API          {s.url}openapi.json   NGSI v2: {s.url}ngsi/v2/entities",
-                f"  broker       mosquitto on {b.host}:{b.port}, a password per device, "
-                f"ACL {ACL.relative_to(ROOT)}",
+                f"  broker       mosquitto on {b.host}:{b.port}, a password per device and a "
+                f"least-privilege ACL from `machimori provision` ({CATALOGUE.relative_to(ROOT)})",
                 f"  gauges       {', '.join(gauges)} over MQTT; {', '.join(lora)} over LoRaWAN "
                 f"(RAK3172 sims -> packet forwarder -> {GATEWAY_ID})",
                 f"  camera       {CAMERA}: simulated video, wildlife-v1.tflite on the device",
                 f"  time         rivers at {self.speed:g}x (a 10-minute cycle every "
                 f"{600 / self.speed:g} s); the camera in real time",
-                f"  files        {self.workdir}/ (configs, logs, outboxes; secrets/ is 0700)",
-                f"  watch it     mosquitto_sub -h {b.host} -p {b.port} -u city "
-                f"-P $(cat {self.workdir}/secrets/city.mqtt) -t 'machimori/v1/#' -v",
+                f"  files        {self.workdir}/ (provision/ with secrets/ 0700, city/, devices/, "
+                "configs, logs, outboxes)",
+                f"  watch it     mosquitto_sub -h {b.host} -p {b.port} -u {STORE_USER} "
+                f"-P $(cat {self.city.password_file(STORE_USER)}) -t 'machimori/v1/#' -v",
             ]
         )
 
@@ -310,7 +360,8 @@ def main(argv: list[str], prog: str = "machimori demo") -> int:
     parser.add_argument("--quiet", action="store_true", help="print only the banner and summary")
     args = parser.parse_args(argv)
     workdir = args.workdir.resolve()
-    for stale in ("outbox", "broker", "gateway", "store", "configs", "secrets"):  # a fresh run
+    fresh = ("outbox", "broker", "gateway", "store", "configs", "secrets", "provision", "city")
+    for stale in (*fresh, "devices"):  # a fresh run, a freshly provisioned city
         shutil.rmtree(workdir / stale, ignore_errors=True)
     demo = Demo(workdir, args.speed, args.quiet)
     stop = threading.Event()
@@ -320,7 +371,7 @@ def main(argv: list[str], prog: str = "machimori demo") -> int:
         "starting: broker, store, gateway, gauges, camera (rendering its video once)...", flush=True
     )
     demo.broker.start()
-    console = CityConsole(demo.broker, "city", demo.passwords["city"], args.quiet)
+    console = CityConsole(demo.broker, STORE_USER, demo.city.password(STORE_USER), args.quiet)
     demo.start()
     print(demo.banner(), flush=True)
     length = "until Ctrl-C" if not args.duration else f"for {args.duration:g} s"

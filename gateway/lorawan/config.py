@@ -91,6 +91,8 @@ class StateConfig:
 class GatewayConfig:
     gateway: Identity
     registry: Path  # the device registry the provisioning step writes (keys: mode 0600)
+    registry_check_s: float = 5.0  # how often the registry file is checked for changes: a
+    # device revoked by provisioning is refused within this long, with no restart
     mode: Mode = "udp"
     udp: UdpConfig = field(default_factory=UdpConfig)
     lorawan: LoRaWANConfig = field(default_factory=LoRaWANConfig)
@@ -102,6 +104,10 @@ class GatewayConfig:
     state: StateConfig = field(default_factory=StateConfig)
     flush_timeout_s: float = 5.0  # on SIGTERM, how long queued messages get to leave
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.registry_check_s <= 3600:
+            raise ValueError("registry_check_s to be more than 0 and at most 3600 s")
 
     @classmethod
     def load(cls, path: str | Path) -> GatewayConfig:

@@ -181,6 +181,23 @@ class NetworkServer:
             if session is not None:
                 self._activate(session)
 
+    def use_registry(self, registry: Registry) -> list[str]:
+        """Adopt a changed registry (a device added, revoked or re-keyed by provisioning). A
+        device no longer in it loses its session here and in the state file, so its next frame
+        is refused as unknown; a new ABP device gets its session. Returns the ids dropped."""
+        gone = {d.eui: d.id for d in self.registry.devices}
+        self.registry = registry
+        known = {d.eui for d in registry.devices}
+        dropped = []
+        for dev_eui, session in list(self._sessions.items()):
+            if dev_eui not in known:
+                self._by_addr[session.dev_addr].remove(session)
+                del self._sessions[dev_eui]
+                self.store.forget(dev_eui)
+                dropped.append(gone.get(dev_eui, dev_eui))
+        self._load()
+        return dropped
+
     def _activate(self, session: Session) -> None:
         old = self._sessions.get(session.dev_eui)
         if old is not None:

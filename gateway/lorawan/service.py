@@ -23,12 +23,14 @@ import base64
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from edge.protocol import Envelope, EnvelopeError, Topic
 from edge.runtime.clock import Clock
+from edge.runtime.config import ConfigError
 from edge.runtime.health import Health
 from edge.runtime.uplink import MqttConfig, MqttUplink
 from gateway.lorawan.chirpstack import ChirpStackError, parse_uplink_event
@@ -67,6 +69,7 @@ class GatewayService:
         self.clock = clock or Clock()
         self.stats = Stats(self.clock)
         self.health = GatewayHealth(self.clock, self.stats)
+        self._registry_stamp = _stamp(config.registry)
         self.registry = Registry.load(config.registry, need_keys=config.mode == "udp")
         self.outbox = config.outbox.open(self.id)
         self.store = SessionStore(config.state.path, sync=config.state.sync)
@@ -122,8 +125,13 @@ class GatewayService:
         self.udp_port = transport.get_extra_info("sockname")[1]
         log.info("listening for packet forwarders", extra={"fields": {"port": self.udp_port}})
         self.ready.set()
+        done = loop.run_in_executor(None, stop.wait)
         try:
-            await loop.run_in_executor(None, stop.wait)
+            # The registry is checked on this loop, between batches, so a frame is never handled
+            # half with the old registry and half with the new.
+            while not done.done():
+                await asyncio.wait([done], timeout=self.config.registry_check_s)
+                self.reload_registry()
             await asyncio.sleep(self.config.lorawan.dedup_window_s)  # let open windows close
         finally:
             transport.close()
@@ -141,10 +149,33 @@ class GatewayService:
         source.connect_async(cs.mqtt.host, cs.mqtt.port, cs.mqtt.keepalive_s)
         source.loop_start()
         try:
-            stop.wait()
+            while not stop.wait(self.config.registry_check_s):
+                self.reload_registry()
         finally:
             source.disconnect()
             source.loop_stop()
+
+    def reload_registry(self) -> bool:
+        """Re-read the registry if its file changed since it was read (provisioning's sync
+        replaces it atomically). A file that does not parse is logged and counted, and the
+        registry in use stays. Returns whether a new registry was adopted."""
+        stamp = _stamp(self.config.registry)
+        if stamp == self._registry_stamp:
+            return False
+        self._registry_stamp = stamp
+        try:
+            registry = Registry.load(self.config.registry, need_keys=self.config.mode == "udp")
+        except ConfigError as exc:
+            self.stats.reject("registry.invalid")
+            self.health.error(f"registry not reloaded: {exc}")
+            log.error("registry not reloaded", extra={"fields": {"error": str(exc)}})
+            return False
+        dropped = self.network.use_registry(registry) if self.config.mode == "udp" else []
+        self.registry = registry
+        self.stats.count("registry.reloads")
+        fields = {"devices": len(registry.devices), "dropped": dropped}
+        log.info("registry reloaded", extra={"fields": fields})
+        return True
 
     # -- ChirpStack -----------------------------------------------------------------------------
     def _chirpstack_event(self, topic: str, payload: bytes) -> None:
@@ -214,6 +245,15 @@ class GatewayService:
         body["data"] = base64.b64encode(data).decode("ascii")
         topic = f"application/{application}/device/{eui}/command/down"
         self._chirpstack.publish(topic, json.dumps(body), qos=1)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a replaced or rewritten file from the one read: inode, size, mtime."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _subscriber(config: MqttConfig, client_id: str, topic: str) -> mqtt.Client:

@@ -12,6 +12,7 @@ The demo and the tests build their gauges from this, so what they run is what a 
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -96,30 +97,42 @@ class SimulatedLoraGauge:
         path.chmod(0o600)
         return path
 
+    def fit(self, config: dict[str, Any], **host: Any) -> dict[str, Any]:
+        """A config written for the real site (as ``machimori provision render`` writes it),
+        pointed at this site's simulated hardware: the modem's and the sensor's ptys, the AppKey
+        file, a simulated radio's timeouts, an outbox in the workdir. ``host``: top-level keys
+        to add or replace (``clock_speed``...)."""
+        config = copy.deepcopy(config)
+        config["lorawan"]["modem"] |= {
+            "port": self.modem.path,
+            "app_key_file": str(self.write_app_key()),
+            "command_timeout_s": 2.0,
+            "send_timeout_s": 10.0,
+            "join_timeout_s": 10.0,
+        }
+        config["river"]["sensor"] = {**config["river"].get("sensor", {}), "port": self.sensor.path}
+        outbox = {"path": str(self.workdir / "outbox" / f"{self.site.device}.db")}
+        config["outbox"] = {**config.get("outbox", {}), **outbox}
+        return {**config, **host}
+
     def agent_config(self, *, river: dict[str, Any] | None = None, **host: Any) -> dict[str, Any]:
         """The agent's config, as configs/river-02.yaml but for this site's ptys. ``river`` adds
         to or replaces keys of the river section, ``host`` top-level keys (``clock_speed``...)."""
         site = self.site
-        return {
+        config = {
             "device": {"id": site.device, "kind": "river"},
             "agent": "river",
             "link": "lorawan",
             "lorawan": {
                 "modem": {
                     "model": "rak3172",
-                    "port": self.modem.path,
                     "dev_eui": f"{self.keys.dev_eui:016X}",
                     "join_eui": "0000000000000000",
-                    "app_key_file": str(self.write_app_key()),
-                    "command_timeout_s": 2.0,
-                    "send_timeout_s": 10.0,
-                    "join_timeout_s": 10.0,
                 },
                 "retry_max_s": 300,
             },
-            "outbox": {"path": str(self.workdir / "outbox" / f"{site.device}.db")},
             "river": {
-                "sensor": {"model": "a02yyuw", "port": self.sensor.path},
+                "sensor": {"model": "a02yyuw"},
                 "mount_height_m": site.mount_height_m,
                 "burst": 5,
                 "min_valid": 3,
@@ -131,14 +144,18 @@ class SimulatedLoraGauge:
                 },
                 **(river or {}),
             },
-            **host,
         }
+        return self.fit(config, **host)
 
     def write_agent_config(self, *, river: dict[str, Any] | None = None, **host: Any) -> Path:
+        return self.write_config(self.agent_config(river=river, **host))
+
+    def write_config(self, config: dict[str, Any]) -> Path:
+        """Write an agent config (``agent_config`` or ``fit``) where ``machimori agent run``
+        can be pointed at it."""
         path = self.workdir / "configs" / f"{self.site.device}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        config = self.agent_config(river=river, **host)
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         return path
 
     def close(self) -> None:
