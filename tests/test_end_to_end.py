@@ -260,17 +260,17 @@ def test_a_gap_the_full_outbox_made_is_passed_over_and_nothing_else_waits(tmp_pa
     store = start(store_config(tmp_path, f"sqlite:///{tmp_path}/city.db", own_broker))
     gauge = MqttGauge(tmp_path, own_broker, "river-m9", max_messages=10)
     try:
-        wait_for(lambda: len(stored_seqs(store.store, "river-m9")) >= 5, 30, "first readings")
+        wait_for(lambda: len(stored_seqs(store.store, "river-m9")) >= 5, 60, "first readings")
         own_broker.stop()
         at_outage = max(gauge.issued())
-        wait_for(lambda: max(gauge.issued()) >= at_outage + 30, 30, "readings while away")
+        wait_for(lambda: max(gauge.issued()) >= at_outage + 30, 60, "readings while away")
         own_broker.start()
 
         def watermark() -> int:
             return dict((d, w) for d, _k, w in store.store.watermarks()).get("river-m9", -1)
 
-        wait_for(lambda: watermark() >= at_outage + 35, 30, "the watermark past the gap")
-        wait_for(lambda: len(gauge.held()) <= 3, 30, "the device's outbox confirmed")
+        wait_for(lambda: watermark() >= at_outage + 35, 60, "the watermark past the gap")
+        wait_for(lambda: len(gauge.held()) <= 3, 60, "the device's outbox confirmed")
     finally:
         gauge.stop()
     with contextlib.closing(sqlite3.connect(gauge.outbox)) as db:
