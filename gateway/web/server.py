@@ -46,11 +46,11 @@ def build_app(ctx: Context) -> FastAPI:
         routes.router,
         routes.health_router,
         export.router,
-        ngsi.router,
         river.router,
         staff.router,
     ):
         app.include_router(router)
+    ngsi.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")

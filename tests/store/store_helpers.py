@@ -46,6 +46,16 @@ JPEG = base64.b64decode(
 )
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def empty_database(request: Any, directory: Path) -> str:
+    """A fresh database of the backend a fixture is parametrized with (``request.param``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{directory / 'store.db'}"
+    return request.getfixturevalue("pg_server").create_database()
+
+
 def wait_until(check: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

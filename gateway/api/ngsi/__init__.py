@@ -1,0 +1,77 @@
+"""The NGSI v2 view under ``/ngsi``: what the city publishes as Smart Data Models entities, read
+and subscribed to the way a FIWARE platform reads a context broker.
+
+``install`` adds the routes and makes every answer under ``/ngsi`` NGSI's own: errors (also for
+an unknown path, a wrong method or a bad parameter) as ``{"error", "description"}``, and each
+response carries a ``Fiware-Correlator`` (the caller's, or a new one) for tracing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from gateway.api.ngsi import routes
+from gateway.api.ngsi.errors import NgsiError, for_status
+
+PREFIX = "/ngsi"
+
+
+def _ngsi_path(request: Request) -> bool:
+    return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(routes.router)
+    fallback_http = app.exception_handlers.get(HTTPException)
+    fallback_validation = app.exception_handlers.get(RequestValidationError)
+
+    async def ngsi_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NgsiError)
+        return exc.response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if not _ngsi_path(request):
+            assert fallback_http is not None
+            return await fallback_http(request, exc)  # type: ignore[no-any-return]
+        description = exc.detail if isinstance(exc.detail, str) else "bad request"
+        if exc.status_code == 404:
+            description = "no such resource in this NGSI v2 service"
+        if exc.status_code == 405:
+            description = "this NGSI v2 service does not accept that method here"
+        return for_status(exc.status_code, description).response(
+            headers=getattr(exc, "headers", None)
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not _ngsi_path(request):
+            assert fallback_validation is not None
+            return await fallback_validation(request, exc)  # type: ignore[no-any-return]
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return for_status(400, f"{where}: {first.get('msg', 'invalid')}").response()
+
+    app.add_exception_handler(NgsiError, ngsi_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+    @app.middleware("http")
+    async def correlator(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if not _ngsi_path(request):
+            return await call_next(request)
+        response = await call_next(request)
+        given = request.headers.get("fiware-correlator", "")
+        usable = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else ""
+        response.headers["Fiware-Correlator"] = usable or str(uuid.uuid4())
+        return response
+
+
+__all__ = ["install"]
