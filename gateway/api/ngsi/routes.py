@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from edge.runtime.health import package_version
@@ -40,6 +40,10 @@ DEFAULT_LIMIT = 20
 FORMATS = ("normalized", "keyValues", "values", "unique")
 OPTIONS = (*FORMATS, "count")
 Text = Annotated[str | None, Query(max_length=2048)]
+# Identifiers (ids, types, attribute names): printable ASCII without whitespace, & ? / #, up to
+# 256 characters (specification section "Field syntax restrictions").
+IDENT = r"^[!\"$%'-.0-9:->@-~]{1,256}$"
+Ident = Annotated[str, Path(pattern=IDENT, max_length=256)]
 ERRORS = {400: ERROR_SCHEMA, 404: ERROR_SCHEMA}
 JSON_LIST = {"content": {"application/json": {"schema": {"type": "array", "items": {}}}}}
 JSON_OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
@@ -265,7 +269,7 @@ def _one(ctx: Context, request: Request, entity_id: str, type: str | None) -> En
 def get_entity(
     ctx: Ctx,
     request: Request,
-    entity_id: str,
+    entity_id: Ident,
     type: Text = None,
     attrs: Text = None,
     metadata: Text = None,
@@ -283,7 +287,7 @@ def get_entity(
 def get_attrs(
     ctx: Ctx,
     request: Request,
-    entity_id: str,
+    entity_id: Ident,
     type: Text = None,
     attrs: Text = None,
     metadata: Text = None,
@@ -309,8 +313,8 @@ def _attribute(entity: Entity, name: str) -> dict[str, Any]:
 def get_attribute(
     ctx: Ctx,
     request: Request,
-    entity_id: str,
-    attr_name: str,
+    entity_id: Ident,
+    attr_name: Ident,
     type: Text = None,
     metadata: Text = None,
 ) -> JSONResponse:
@@ -324,7 +328,7 @@ def get_attribute(
     responses={200: {"content": {"application/json": {}, "text/plain": {}}}} | ERRORS,
 )
 def get_attribute_value(
-    ctx: Ctx, request: Request, entity_id: str, attr_name: str, type: Text = None
+    ctx: Ctx, request: Request, entity_id: Ident, attr_name: Ident, type: Text = None
 ) -> Response:
     """An attribute's bare value: JSON for a structured value; a number, string or boolean as
     ``text/plain`` in JSON notation (a string keeps its quotes), as the specification says."""
@@ -371,7 +375,7 @@ def list_types(
 
 
 @router.get("/v2/types/{entity_type}", responses={200: JSON_OBJECT} | ERRORS)
-def get_type(ctx: Ctx, request: Request, entity_type: str) -> JSONResponse:
+def get_type(ctx: Ctx, request: Request, entity_type: Ident) -> JSONResponse:
     """One entity type: its attributes and how many entities it has."""
     types = _types(scoped_entities(ctx, request))
     if entity_type not in types:
