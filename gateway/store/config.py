@@ -144,8 +144,9 @@ class NgsiConfig:
     # default tenant (no header). A request for another tenant gets an empty answer.
     service: str = ""
     service_path: str = "/"
-    # Subscriptions (POST /ngsi/v2/subscriptions) are kept in this file across restarts.
-    subscriptions_file: Path = Path("/var/lib/machimori/ngsi-subscriptions.json")
+    # Subscriptions (POST /ngsi/v2/subscriptions) are kept in this file across restarts;
+    # default: ngsi-subscriptions.json beside images_dir.
+    subscriptions_file: Path | None = None
     # Who may create and delete subscriptions: one `name:token` line per platform (mode 0600,
     # outside git), sent as `Authorization: Bearer <token>`; staff sessions may too. Without a
     # file only staff can. Reading subscriptions is open, like the entities.
@@ -183,6 +184,10 @@ class StoreConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     clock_speed: float = 1.0  # >1 only in simulation, to match the simulated field devices
 
+    @property
+    def subscriptions_file(self) -> Path:
+        return self.ngsi.subscriptions_file or self.images_dir.parent / "ngsi-subscriptions.json"
+
     def __post_init__(self) -> None:
         if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("database: expected sqlite:///path or postgresql://... URL")
@@ -201,9 +206,10 @@ def load_config(path: str | Path) -> StoreConfig:
         value = getattr(staff, name)
         if value is not None:
             setattr(staff, name, base / value)
-    config.ngsi.subscriptions_file = base / config.ngsi.subscriptions_file
-    if config.ngsi.tokens_file is not None:
-        config.ngsi.tokens_file = base / config.ngsi.tokens_file
+    for name in ("subscriptions_file", "tokens_file"):
+        value = getattr(config.ngsi, name)
+        if value is not None:
+            setattr(config.ngsi, name, base / value)
     if config.mqtt.password_file is not None:
         config.mqtt.password_file = base / config.mqtt.password_file
     if config.database.startswith("sqlite:///"):

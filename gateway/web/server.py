@@ -50,7 +50,7 @@ def build_app(ctx: Context) -> FastAPI:
         staff.router,
     ):
         app.include_router(router)
-    ngsi.install(app)
+    app.state.notifier = ngsi.install(app, ctx)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
@@ -85,6 +85,7 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
+        self.notifier = app.state.notifier
         self._thread: threading.Thread | None = None
 
     @property
@@ -97,6 +98,7 @@ class HttpServer:
         self.server.run(sockets=[self.sock])
 
     def start(self, timeout_s: float = 20.0) -> None:
+        self.notifier.start()
         self._thread = threading.Thread(target=self.run, name="http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
@@ -109,4 +111,5 @@ class HttpServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        self.notifier.stop()
         self.sock.close()

@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from gateway.api.ngsi import routes
+from gateway.api.context import Context
+from gateway.api.ngsi import routes, subscriptions
+from gateway.api.ngsi.access import TokenFile
 from gateway.api.ngsi.errors import NgsiError, for_status
 
 PREFIX = "/ngsi"
@@ -25,8 +27,15 @@ def _ngsi_path(request: Request) -> bool:
     return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, ctx: Context) -> subscriptions.Notifier:
+    """Add the NGSI routes to ``app``; the notifier they need is returned, not started (the
+    HTTP server starts and stops it with itself)."""
+    config = ctx.config.ngsi
+    book = subscriptions.SubscriptionBook(ctx.config.subscriptions_file, config.max_subscriptions)
+    app.state.ngsi_book = book
+    app.state.ngsi_tokens = TokenFile(config.tokens_file)
     app.include_router(routes.router)
+    app.include_router(subscriptions.router)
     fallback_http = app.exception_handlers.get(HTTPException)
     fallback_validation = app.exception_handlers.get(RequestValidationError)
 
@@ -72,6 +81,8 @@ def install(app: FastAPI) -> None:
         usable = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else ""
         response.headers["Fiware-Correlator"] = usable or str(uuid.uuid4())
         return response
+
+    return subscriptions.Notifier(ctx, book, lambda: routes.city_entities(ctx))
 
 
 __all__ = ["install"]
