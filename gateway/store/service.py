@@ -75,7 +75,11 @@ class StoreService:
 
         staff = self.config.staff
         auth = StaffAuth.from_files(
-            staff.users_file, staff.session_secret_file, staff.session_hours, staff.secure_cookie
+            staff.users_file,
+            staff.session_secret_file,
+            staff.session_hours,
+            staff.secure_cookie,
+            self.store,
         )
         ctx = Context(
             self.config,

@@ -42,7 +42,8 @@ TEXT: dict[str, dict[str, str]] = {
         "missing_reported": "計測できませんでした（{reason}）。",
         "missing_advice": "この観測所の水位は表示できません。市の防災情報にも注意してください。",
         "footer": "データは観測所から自動で送られた速報値です。避難は市の発表に従ってください。",
-        "api": "オープンデータ (API)",
+        "api": "オープンデータ (API の説明)",
+        "licence": "データの利用条件:",
         "staff": "職員用",
         "staff_title": "職員ページ",
         "login": "ログイン",
@@ -112,7 +113,8 @@ TEXT: dict[str, dict[str, str]] = {
             "Preliminary values sent automatically by the gauges. "
             "Follow the city's evacuation orders."
         ),
-        "api": "Open data (API)",
+        "api": "Open data (API documentation)",
+        "licence": "Data licence:",
         "staff": "Staff",
         "staff_title": "Staff page",
         "login": "Log in",

@@ -81,11 +81,23 @@ def river_page(ctx: Context, lang: str, live: str) -> str:
         f'<p class="subtitle">{t(lang, "subtitle")}</p></header>'
         f'<main id="live" data-src="/fragment?lang={lang}" data-refresh="{refresh}" '
         f'data-offline="{escape(t(lang, "offline"))}">{live}</main>'
-        f'<footer><p>{t(lang, "footer")}</p><p><a href="/openapi.json">{t(lang, "api")}</a> · '
-        f'<a href="/ngsi/v2/entities">NGSI v2</a> · <a href="/staff?lang={lang}">'
-        f"{t(lang, 'staff')}</a></p></footer>"
+        f"{footer(ctx, lang)}"
     )
     return page(lang, t(lang, "title"), body, refresh)
+
+
+def footer(ctx: Context, lang: str) -> str:
+    """Where the open data is (the API's documentation, not raw JSON) and under what licence."""
+    http = ctx.config.http
+    return (
+        f'<footer><p>{t(lang, "footer")}</p><p><a href="/docs">{t(lang, "api")}</a> · '
+        '<a href="/docs#/ngsi-v2">NGSI v2 (FIWARE)</a> · '
+        f'<a href="/api/v1/sites.geojson">GeoJSON</a> · <a href="/staff?lang={lang}">'
+        f"{t(lang, 'staff')}</a></p>"
+        f'<p class="licence">{t(lang, "licence")} <a rel="license" '
+        f'href="{escape(http.licence_url)}">{escape(http.licence)}</a> '
+        f"({escape(http.attribution)})</p></footer>"
+    )
 
 
 def river_fragment(ctx: Context, lang: str) -> str:

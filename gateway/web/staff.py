@@ -185,7 +185,11 @@ async def login(request: Request, lang: str | None = None) -> Response:
 
 
 @router.post("/staff/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the session on the server too: the cookie is refused from now on, wherever a copy
+    of it is."""
+    ctx: Context = request.app.state.context
+    ctx.auth.logout(request.cookies.get(COOKIE))
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
