@@ -17,6 +17,7 @@ from edge.runtime.config import build, load_yaml
 from edge.runtime.uplink import MqttConfig
 
 GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TILES = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/[^\s\"'<>]*\{z\}[^\s\"'<>]*$")
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 TENANT = re.compile(r"^[A-Za-z0-9_]{0,50}$")
 SERVICE_PATH = re.compile(r"^/([A-Za-z0-9_]{1,50}(/[A-Za-z0-9_]{1,50}){0,9})?$")
@@ -104,12 +105,18 @@ class HttpConfig:
     licence: str = "CC-BY-4.0"
     licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     attribution: str = "machimori city store"
+    # Background map of the river page: an XYZ tile URL (GSI's standard map by default; "" for
+    # none: the markers and the list work without tiles) and the credit the tiles require.
+    map_tiles: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
+    map_attribution: str = "国土地理院 (GSI Japan)"
     # Origins a browser may read the public API from (CORS); "*" for any site, [] for none.
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
     def __post_init__(self) -> None:
         if not self.licence.strip() or not self.licence_url.startswith(("https://", "http://")):
             raise ValueError("licence and licence_url (http(s)://...) are needed for open data")
+        if self.map_tiles and not TILES.match(self.map_tiles):
+            raise ValueError("map_tiles: an https:// URL with {z}, {x} and {y}, or empty")
         bad = [o for o in self.cors_origins if o != "*" and not ORIGIN.match(o)]
         if bad:
             raise ValueError(f"cors_origins: {bad[0]!r} is not * or scheme://host[:port]")

@@ -10,29 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_helpers import BACKENDS, Running, at, empty_database, start, store_config
-
-from edge.protocol import Envelope, Topic
-from gateway.store.intake import Batch, classify
+from store_helpers import (
+    BACKENDS,
+    Running,
+    empty_database,
+    seed_four_states,
+    start,
+    store_config,
+)
 
 URN = "urn:ngsi-ld:{}:river-0{}"
-# river-01 Normal (1.00 m), river-02 Caution (1.90 m), river-03 欠測, river-04 Danger (2.50 m)
-LEVELS = {"river-01": 1.0, "river-02": 1.9, "river-03": None, "river-04": 2.5}
 NAGAI_BRIDGE = (38.1052, 140.0561)  # river-01, lat/lon
-
-
-def seed_levels(store) -> None:
-    batch = Batch(received_ms=0)
-    for device, level in LEVELS.items():
-        for seq, minutes in enumerate((20, 10, 0)):
-            data = {"level_m": level, "valid": 9, "samples": 9, "distance_mm": 4200}
-            if level is None:
-                data = {"missing": "timeout", "valid": 0, "samples": 9}
-            elif device == "river-04":
-                del data["distance_mm"]  # as from LoRaWAN: the level only
-            env = Envelope(device, seq, at(minutes), "level", data)
-            batch.add(classify(str(Topic("river", device, "telemetry")), env.to_json(), 10**6))
-    store.write(batch)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -41,7 +29,7 @@ def city(
 ) -> Iterator[Running]:
     tmp_path: Path = tmp_path_factory.mktemp("ngsi")
     run = start(store_config(tmp_path, empty_database(request, tmp_path)))
-    seed_levels(run.store)
+    seed_four_states(run.store)
     yield run
     run.stop()
 
@@ -292,7 +280,7 @@ def test_a_tenant_of_its_own(tmp_path):
     config.ngsi.service, config.ngsi.service_path = "nagai", "/river"
     run = start(config)
     try:
-        seed_levels(run.store)
+        seed_four_states(run.store)
         path = "ngsi/v2/entities?type=Device"
         assert ids(run, path) == []  # the default tenant holds nothing
         assert len(ids(run, path, **{"Fiware-Service": "nagai"})) == 4

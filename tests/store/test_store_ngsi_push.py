@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 from ngsi_receiver import Receiver
-from store_helpers import ROOT, Running, at, login, start, store_config, wait_until
+from store_helpers import (
+    ROOT,
+    Running,
+    at,
+    login,
+    seed_four_states,
+    start,
+    store_config,
+    wait_until,
+)
 
 from edge.protocol import Envelope, Topic
 from gateway.store.intake import Batch, classify
@@ -75,11 +84,9 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
 
 
 def test_filip_reads_every_call_it_offers(tmp_path):
-    from test_store_ngsi import seed_levels
-
     run = start(store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}"))
     try:
-        seed_levels(run.store)
+        seed_four_states(run.store)
         got = fiware(run.url + "ngsi", "read")
     finally:
         run.stop()
