@@ -80,20 +80,48 @@ class Site:
 
 
 @dataclass
+class CameraSite:
+    """Where a wildlife camera stands. Its exact position is for staff; the public sightings
+    page shows only the grid cell around it (``http.sightings_grid_m``)."""
+
+    device: str
+    place: str  # the area as residents name it, e.g. 草岡地区
+    lat: float
+    lon: float
+    place_en: str = ""
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device)
+        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
+            raise ValueError("lat/lon out of range")
+
+
+@dataclass
 class SitesFile:
     sites: list[Site] = field(default_factory=list)
+    cameras: list[CameraSite] = field(default_factory=list)
+
+
+def _unique(path: str | Path, section: str, devices: list[str]) -> None:
+    seen: set[str] = set()
+    for i, device in enumerate(devices):
+        if device in seen:
+            raise ConfigError(path, f"{section}[{i}].device", "a device listed once", device)
+        seen.add(device)
+
+
+def load_sites_file(path: str | Path | None) -> SitesFile:
+    """River sites and camera sites from one file (configs/sites.yaml)."""
+    if path is None:
+        return SitesFile()
+    loaded = build(SitesFile, load_yaml(path), file=path)
+    _unique(path, "sites", [s.device for s in loaded.sites])
+    _unique(path, "cameras", [c.device for c in loaded.cameras])
+    return loaded
 
 
 def load_sites(path: str | Path | None) -> list[Site]:
-    if path is None:
-        return []
-    sites = build(SitesFile, load_yaml(path), file=path).sites
-    seen: set[str] = set()
-    for i, site in enumerate(sites):
-        if site.device in seen:
-            raise ConfigError(path, f"sites[{i}].device", "a device listed once", site.device)
-        seen.add(site.device)
-    return sites
+    return load_sites_file(path).sites
 
 
 @dataclass(frozen=True)

@@ -109,12 +109,19 @@ class HttpConfig:
     # none: the markers and the list work without tiles) and the credit the tiles require.
     map_tiles: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
     map_attribution: str = "国土地理院 (GSI Japan)"
+    # The public sightings page (/sightings, /api/v1/sightings, NGSI Alert) shows harmful-animal
+    # detections of the last sightings_days, each placed at the centre of its camera's
+    # sightings_grid_m square, never at the camera itself; never with the image.
+    sightings_days: float = 14.0
+    sightings_grid_m: float = 1000.0
     # Origins a browser may read the public API from (CORS); "*" for any site, [] for none.
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
     def __post_init__(self) -> None:
         if not self.licence.strip() or not self.licence_url.startswith(("https://", "http://")):
             raise ValueError("licence and licence_url (http(s)://...) are needed for open data")
+        if not 0 < self.sightings_days <= 365 or not 100 <= self.sightings_grid_m <= 20000:
+            raise ValueError("sightings_days 0..365, sightings_grid_m 100..20000 metres")
         if self.map_tiles and not TILES.match(self.map_tiles):
             raise ValueError("map_tiles: an https:// URL with {z}, {x} and {y}, or empty")
         bad = [o for o in self.cors_origins if o != "*" and not ORIGIN.match(o)]

@@ -22,6 +22,15 @@ TEXT: dict[str, dict[str, str]] = {
         "chart_label": "{site}の水位 ({window})",
         "levels": "基準水位",
         "overview": "すべての観測所（危険な順）",
+        "sightings_title": "クマなどの出没情報",
+        "sightings_subtitle": "市のカメラが確認した危険な動物",
+        "sightings_map": "出没した場所の地図",
+        "sightings_note": (
+            "場所は約{grid}m四方の区画の中心で示しています。写真は公開していません。"
+            "見かけたら近づかず、市に連絡してください。"
+        ),
+        "no_sightings": "この{days}日間、出没の確認はありません。",
+        "sightings_link": "クマなどの出没情報",
         "map": "観測所の地図",
         "short_standby": "待機",
         "short_caution": "注意",
@@ -98,6 +107,15 @@ TEXT: dict[str, dict[str, str]] = {
         "chart_label": "Water level at {site} ({window})",
         "levels": "Warning levels",
         "overview": "All gauges (most serious first)",
+        "sightings_title": "Bear and wildlife sightings",
+        "sightings_subtitle": "Harmful animals seen by the city's cameras",
+        "sightings_map": "Map of the sightings",
+        "sightings_note": (
+            "Places are shown as the centre of a square of about {grid} m. No photos are "
+            "published. If you see one, keep away and call the city."
+        ),
+        "no_sightings": "No sightings in the last {days} days.",
+        "sightings_link": "Bear and wildlife sightings",
         "map": "Map of the gauges",
         "short_standby": "standby",
         "short_caution": "caution",

@@ -110,7 +110,9 @@ def footer(ctx: Context, lang: str) -> str:
     return (
         f'<footer><p>{t(lang, "footer")}</p><p><a href="/docs">{t(lang, "api")}</a> · '
         '<a href="/docs#/ngsi-v2">NGSI v2 (FIWARE)</a> · '
-        f'<a href="/api/v1/sites.geojson">GeoJSON</a> · <a href="/staff?lang={lang}">'
+        f'<a href="/api/v1/sites.geojson">GeoJSON</a> · '
+        f'<a href="/sightings?lang={lang}">{t(lang, "sightings_link")}</a> · '
+        f'<a href="/staff?lang={lang}">'
         f"{t(lang, 'staff')}</a></p>"
         f'<p class="licence">{t(lang, "licence")} <a rel="license" '
         f'href="{escape(http.licence_url)}">{escape(http.licence)}</a> '

@@ -14,9 +14,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from edge.runtime.health import package_version
-from gateway.api import export, ngsi, opendata, routes
+from gateway.api import export, ngsi, opendata, routes, sightings
 from gateway.api.context import Context
 from gateway.web import docs, river, staff
+from gateway.web import sightings as sightings_page
 from gateway.web.layout import SECURITY_HEADERS
 
 STATIC = Path(__file__).parent / "static"
@@ -50,7 +51,9 @@ def build_app(ctx: Context) -> FastAPI:
         routes.router,
         routes.health_router,
         export.router,
+        sightings.router,
         river.router,
+        sightings_page.router,
         staff.router,
         docs.router,
     ):

@@ -11,6 +11,11 @@ Each river site is three entities:
 - ``Device`` (dataModel.Device): the gauge, ``deviceState``, ``dateLastValueReported`` and
   ``value`` as the model wants it, text (``level%3D1.23``, URL-encoded ``key=value`` pairs).
 
+Each public wildlife sighting (gateway/api/sightings.py) is an ``Alert`` (dataModel.Alert):
+category ``security``, ``subCategory`` ``animalSighting``, the species in ``name`` and
+``description``, ``areaServed`` the area, ``location`` the centre of its grid square (never the
+camera), ``dateIssued`` the time, ``severity`` high for a bear.
+
 An attribute with nothing to say is left out, never ``null``: a gauge in 欠測 has no ``height``
 (the models' schemas allow a number there, not null) and ``floodLevelStatus`` says ``Missing``.
 """
@@ -21,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from gateway.api.sightings import SEVERITY, Sighting
 from gateway.api.sites import SiteNow
 from gateway.store.intake import iso_ms
 
@@ -102,6 +108,30 @@ def river_entities(now: SiteNow) -> list[Entity]:
         ],
     )
     return [water, flood, device]
+
+
+def sighting_entity(sighting: Sighting) -> Entity:
+    words = sighting.words("ja")
+    return entity(
+        "Alert",
+        f"sighting-{sighting.key}",
+        [
+            ("name", "Text", words, {}),
+            ("description", "Text", f"{words}の出没 ({sighting.place})", {}),
+            ("category", "Text", "security", {}),
+            ("subCategory", "Text", "animalSighting", {}),
+            ("severity", "Text", SEVERITY.get(sighting.species, "low"), {}),
+            ("areaServed", "Text", sighting.place, {}),
+            ("alertSource", "Text", "machimori wildlife cameras", {}),
+            ("dateIssued", "DateTime", iso_ms(sighting.ts_ms), {}),
+            (
+                "location",
+                "geo:json",
+                {"type": "Point", "coordinates": [sighting.lon, sighting.lat]},
+                {},
+            ),
+        ],
+    )
 
 
 def key_values(entity: Entity) -> dict[str, Any]:

@@ -25,10 +25,12 @@ from gateway.api.ngsi.entities import (
     key_values,
     river_entities,
     select,
+    sighting_entity,
     values_row,
 )
 from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
 from gateway.api.ngsi.scope import visible
+from gateway.api.sightings import sightings
 from gateway.api.sites import sites_now
 
 router = APIRouter(prefix="/ngsi", tags=["ngsi-v2"])
@@ -50,9 +52,11 @@ JSON_OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def city_entities(ctx: Context) -> list[Entity]:
-    """Everything the city publishes, in a stable order (site by site)."""
+    """Everything the city publishes, in a stable order: the river sites one by one, then the
+    wildlife sightings, newest first."""
     now_ms = ctx.now_ms()
-    return [e for now in sites_now(ctx.store, ctx.sites, now_ms) for e in river_entities(now)]
+    river = [e for now in sites_now(ctx.store, ctx.sites, now_ms) for e in river_entities(now)]
+    return river + [sighting_entity(s) for s in sightings(ctx)]
 
 
 def scoped_entities(ctx: Context, request: Request) -> list[Entity]:

@@ -1,7 +1,8 @@
-// The river page's map: one marker per gauge in its level's colour (taken from the overview
-// line's own colour, so the page's stylesheet is the one place colours live), redrawn after each
-// refresh. Without Leaflet the map stays hidden and the overview list says it all; without
-// tiles (no network to the tile server, or none configured) the markers still show.
+// The map of the river and sightings pages: one marker per line of the page's list that has a
+// position (data-lat, data-lon), in that line's own colour (so the stylesheet is the one place
+// colours live), redrawn after each refresh. Without Leaflet the map stays hidden and the list
+// says it all; without tiles (no network to the tile server, or none configured) the markers
+// still show.
 (function () {
   "use strict";
   var holder = document.getElementById("map");
@@ -23,7 +24,7 @@
     holder.hidden = false;
     markers.clearLayers();
     var points = [];
-    document.querySelectorAll(".overview li").forEach(function (line) {
+    document.querySelectorAll("#live li[data-lat]").forEach(function (line) {
       var at = [parseFloat(line.dataset.lat), parseFloat(line.dataset.lon)];
       L.circleMarker(at, {
         radius: 11,
@@ -34,7 +35,9 @@
         className: "marker marker-" + line.dataset.state
       })
         .bindTooltip(line.dataset.label)
-        .on("click", function () { location.hash = "site-" + line.dataset.device; })
+        .on("click", function () {
+          if (line.dataset.device) location.hash = "site-" + line.dataset.device;
+        })
         .addTo(markers);
       points.push(at);
     });
