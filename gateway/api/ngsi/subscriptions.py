@@ -31,10 +31,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.api.context import Context, Ctx
@@ -54,6 +54,7 @@ MAX_QUEUE = 10_000
 FIRST_RETRY_S = 1.0
 USER_AGENT = "machimori-ngsi-notifier"
 SUB_ID = re.compile(r"^[0-9a-f]{24}$")
+SubId = Annotated[str, Path(pattern=SUB_ID.pattern, description="the subscription's id")]
 ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA}
 
 
@@ -251,7 +252,7 @@ def notification_data(sub: dict[str, Any], entity: Entity, changed: set[str]) ->
 class SubscriptionBook:
     """The subscriptions, kept in a JSON file (mode 0600: it holds endpoints and headers)."""
 
-    def __init__(self, path: Path, limit: int) -> None:
+    def __init__(self, path: FilePath, limit: int) -> None:
         self.path = path
         self.limit = limit
         self.lock = threading.Lock()
@@ -567,20 +568,20 @@ def list_subscriptions(
 
 
 def _find(request: Request, ctx: Context, sub_id: str) -> dict[str, Any]:
-    for sub in _book(request).snapshot() if SUB_ID.match(sub_id) else []:
+    for sub in _book(request).snapshot():
         if sub["id"] == sub_id and _mine(request, ctx, sub):
             return sub
     raise not_found("The requested subscription has not been found. Check id")
 
 
 @router.get("/{sub_id}", responses={200: {"content": {"application/json": {}}}} | ERRORS)
-def get_subscription(ctx: Ctx, request: Request, sub_id: str) -> JSONResponse:
+def get_subscription(ctx: Ctx, request: Request, sub_id: SubId) -> JSONResponse:
     caller(request, ctx, _tokens(request))
     return JSONResponse(rendered(_find(request, ctx, sub_id), ctx.now_ms()))
 
 
 @router.delete("/{sub_id}", status_code=204, responses={204: {"description": "gone"}} | ERRORS)
-def delete_subscription(ctx: Ctx, request: Request, sub_id: str) -> Response:
+def delete_subscription(ctx: Ctx, request: Request, sub_id: SubId) -> Response:
     who = caller(request, ctx, _tokens(request))
     _find(request, ctx, sub_id)
     _book(request).remove(sub_id)
