@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from gateway.api.keyfile import KeyFile
+
 log = logging.getLogger(__name__)
 COOKIE = "machimori_staff"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -116,8 +118,7 @@ class StaffAuth:
         self.secret = secret or secrets.token_bytes(32)
         self.session_s = int(session_hours * 3600)
         self.secure_cookie = secure_cookie
-        self._users: dict[str, str] = {}
-        self._mtime: float | None = None
+        self._users = KeyFile(users_file, "staff users file")
         self._lock = threading.Lock()
         self._failures: dict[str, deque[float]] = {}
         self.revocations = revocations
@@ -138,26 +139,7 @@ class StaffAuth:
 
     def _current_users(self) -> dict[str, str]:
         """The users file, re-read when it changed, so adding staff needs no restart."""
-        if self.users_file is None:
-            return {}
-        try:
-            stat = self.users_file.stat()
-        except OSError:
-            return {}
-        with self._lock:
-            if stat.st_mtime != self._mtime:
-                if stat.st_mode & 0o077:
-                    log.warning(
-                        "staff users file is readable by others; chmod 600 it",
-                        extra={"fields": {"file": str(self.users_file)}},
-                    )
-                users = {}
-                for line in self.users_file.read_text(encoding="utf-8").splitlines():
-                    name, sep, stored = line.strip().partition(":")
-                    if sep and not name.startswith("#"):
-                        users[name] = stored
-                self._users, self._mtime = users, stat.st_mtime
-            return self._users
+        return self._users.entries()
 
     def throttled(self, client: str) -> bool:
         now = time.monotonic()

@@ -82,26 +82,54 @@ def local_time(ms: int, tz: ZoneInfo, with_date: bool = True) -> str:
     return f"{moment.month}/{moment.day} {clock}" if with_date else clock
 
 
-def river_page(ctx: Context, lang: str, live: str) -> str:
+def live_page(
+    ctx: Context, lang: str, *, here: str, title: str, subtitle: str, map_label: str, live: str
+) -> str:
+    """A public page with a map: title and language switch, the map, the live part that
+    refresh.js renews from the page's ``/fragment``, and the footer."""
     http = ctx.config.http
     other = "en" if lang == "ja" else "ja"
+    fragment = "/fragment" if here == "/" else f"{here}/fragment"
     body = (
-        f"<header><h1>{t(lang, 'title')}</h1>"
-        f'<a class="switch" href="/?lang={other}" hreflang="{other}">{t(lang, "switch")}</a>'
-        f'<p class="subtitle">{t(lang, "subtitle")}</p></header>'
-        f'<div id="map" hidden role="region" aria-label="{escape(t(lang, "map"))}" '
-        f'data-tiles="{escape(http.map_tiles)}" data-attribution="{escape(http.map_attribution)}">'
-        "</div>"
-        f'<main id="live" data-src="/fragment?lang={lang}" data-refresh="{http.refresh_s}" '
+        f"<header><h1>{title}</h1>"
+        f'<a class="switch" href="{here}?lang={other}" hreflang="{other}">{t(lang, "switch")}</a>'
+        f'<p class="subtitle">{subtitle}</p></header>'
+        f"{map_holder(ctx, map_label)}"
+        f'<main id="live" data-src="{fragment}?lang={lang}" data-refresh="{http.refresh_s}" '
         f'data-tz="{escape(http.timezone)}" data-offline="{escape(t(lang, "offline"))}">'
         f"{live}</main>{footer(ctx, lang)}"
     )
-    head = (
-        '<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">'
-        '<script src="/static/vendor/leaflet/leaflet.js" defer></script>'
-        '<script src="/static/map.js" defer></script>'
+    return page(lang, title, body, http.refresh_s, MAP_HEAD)
+
+
+def river_page(ctx: Context, lang: str, live: str) -> str:
+    return live_page(
+        ctx,
+        lang,
+        here="/",
+        title=t(lang, "title"),
+        subtitle=t(lang, "subtitle"),
+        map_label=t(lang, "map"),
+        live=live,
     )
-    return page(lang, t(lang, "title"), body, http.refresh_s, head)
+
+
+# Leaflet (vendored) and the script that draws a page's list on the map
+MAP_HEAD = (
+    '<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">'
+    '<script src="/static/vendor/leaflet/leaflet.js" defer></script>'
+    '<script src="/static/map.js" defer></script>'
+)
+
+
+def map_holder(ctx: Context, label: str) -> str:
+    """The map's element, hidden until map.js moves it into the live part's ``#map-slot``."""
+    http = ctx.config.http
+    return (
+        f'<div id="map" hidden role="region" aria-label="{escape(label)}" '
+        f'data-tiles="{escape(http.map_tiles)}" data-attribution="{escape(http.map_attribution)}">'
+        "</div>"
+    )
 
 
 def footer(ctx: Context, lang: str) -> str:

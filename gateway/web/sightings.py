@@ -13,8 +13,8 @@ from fastapi.responses import HTMLResponse
 from gateway.api.context import Context
 from gateway.api.sightings import sightings
 from gateway.web.i18n import lang_of, t
-from gateway.web.layout import csp_with_tiles, page
-from gateway.web.river import footer, local_time
+from gateway.web.layout import csp_with_tiles
+from gateway.web.river import live_page, local_time
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,30 +50,18 @@ def sightings_fragment(ctx: Context, lang: str) -> str:
 def sightings_page(request: Request, lang: str | None = None) -> HTMLResponse:
     lang = lang_of(lang)
     ctx: Context = request.app.state.context
-    http = ctx.config.http
-    other = "en" if lang == "ja" else "ja"
-    body = (
-        f"<header><h1>{t(lang, 'sightings_title')}</h1>"
-        f'<a class="switch" href="/sightings?lang={other}" hreflang="{other}">'
-        f"{t(lang, 'switch')}</a>"
-        f'<p class="subtitle">{t(lang, "sightings_subtitle")} · '
-        f'<a href="/?lang={lang}">{t(lang, "title")}</a></p></header>'
-        f'<div id="map" hidden role="region" aria-label="{escape(t(lang, "sightings_map"))}" '
-        f'data-tiles="{escape(http.map_tiles)}" data-attribution="{escape(http.map_attribution)}">'
-        "</div>"
-        f'<main id="live" data-src="/sightings/fragment?lang={lang}" '
-        f'data-refresh="{http.refresh_s}" data-tz="{escape(http.timezone)}" '
-        f'data-offline="{escape(t(lang, "offline"))}">{sightings_fragment(ctx, lang)}</main>'
-        f"{footer(ctx, lang)}"
-    )
-    head = (
-        '<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">'
-        '<script src="/static/vendor/leaflet/leaflet.js" defer></script>'
-        '<script src="/static/map.js" defer></script>'
+    subtitle = f'{t(lang, "sightings_subtitle")} · <a href="/?lang={lang}">{t(lang, "title")}</a>'
+    html = live_page(
+        ctx,
+        lang,
+        here="/sightings",
+        title=t(lang, "sightings_title"),
+        subtitle=subtitle,
+        map_label=t(lang, "sightings_map"),
+        live=sightings_fragment(ctx, lang),
     )
     return HTMLResponse(
-        page(lang, t(lang, "sightings_title"), body, http.refresh_s, head),
-        headers={"Content-Security-Policy": csp_with_tiles(http.map_tiles)},
+        html, headers={"Content-Security-Policy": csp_with_tiles(ctx.config.http.map_tiles)}
     )
 
 

@@ -45,13 +45,6 @@ def storm(tmp_path: Path) -> Iterator[Running]:
     run.stop()
 
 
-@pytest.fixture
-def tab(browser):
-    page = browser.new_tab()
-    yield page
-    page.close()
-
-
 def test_the_overview_shows_every_gauge_worst_first_in_its_colour(storm, tab):
     tab.goto(storm.url)
     lines = tab.evaluate(

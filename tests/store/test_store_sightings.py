@@ -90,13 +90,6 @@ def test_sightings_are_alert_entities_of_the_smart_data_model(wild):
     assert [a["name"]["value"] for a in danger] == ["クマ"]
 
 
-@pytest.fixture
-def tab(browser):
-    page = browser.new_tab()
-    yield page
-    page.close()
-
-
 def test_the_sightings_page_lists_and_maps_without_images(wild, tab):
     tab.goto(wild.url + "sightings")
     lines = tab.evaluate(

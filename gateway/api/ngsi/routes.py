@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from edge.runtime.health import package_version
@@ -269,39 +269,43 @@ def _one(ctx: Context, request: Request, entity_id: str, type: str | None) -> En
     return found[0]
 
 
+@dataclass(frozen=True)
+class OneEntity:
+    """What a read of one entity (or its attributes) asks for."""
+
+    type: str | None
+    attrs: str | None
+    metadata: str | None
+    options: str | None
+
+
+def one_entity(
+    type: Text = None, attrs: Text = None, metadata: Text = None, options: Text = None
+) -> OneEntity:
+    return OneEntity(type, attrs, metadata, options)
+
+
+OneQuery = Annotated[OneEntity, Depends(one_entity)]
+
+
+def _shown(ctx: Context, request: Request, entity_id: str, asked: OneEntity) -> Any:
+    form, _ = _options(asked.options)
+    wanted = _list(asked.attrs)
+    entity = select(_one(ctx, request, entity_id, asked.type), wanted, _list(asked.metadata))
+    return _represent(entity, form, wanted)
+
+
 @router.get("/v2/entities/{entity_id}", responses={200: JSON_OBJECT} | ERRORS)
-def get_entity(
-    ctx: Ctx,
-    request: Request,
-    entity_id: Ident,
-    type: Text = None,
-    attrs: Text = None,
-    metadata: Text = None,
-    options: Text = None,
-) -> JSONResponse:
+def get_entity(ctx: Ctx, request: Request, entity_id: Ident, asked: OneQuery) -> JSONResponse:
     """One entity by id (``type`` to tell apart entities that share an id)."""
-    form, _ = _options(options)
-    wanted = _list(attrs)
-    entity = select(_one(ctx, request, entity_id, type), wanted, _list(metadata))
-    return JSONResponse(_represent(entity, form, wanted))
+    return JSONResponse(_shown(ctx, request, entity_id, asked))
 
 
 @router.get("/v2/entities/{entity_id}/attrs", responses={200: JSON_OBJECT} | ERRORS)
 @router.get("/v2/entities/{entity_id}/attrs/", include_in_schema=False)
-def get_attrs(
-    ctx: Ctx,
-    request: Request,
-    entity_id: Ident,
-    type: Text = None,
-    attrs: Text = None,
-    metadata: Text = None,
-    options: Text = None,
-) -> JSONResponse:
+def get_attrs(ctx: Ctx, request: Request, entity_id: Ident, asked: OneQuery) -> JSONResponse:
     """An entity's attributes without its id and type."""
-    form, _ = _options(options)
-    wanted = _list(attrs)
-    entity = select(_one(ctx, request, entity_id, type), wanted, _list(metadata))
-    shown = _represent(entity, form, wanted)
+    shown = _shown(ctx, request, entity_id, asked)
     if isinstance(shown, dict):
         shown = {k: v for k, v in shown.items() if k not in ("id", "type")}
     return JSONResponse(shown)
