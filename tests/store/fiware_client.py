@@ -17,6 +17,7 @@ import sys
 import requests
 from filip.clients.ngsi_v2 import ContextBrokerClient
 from filip.models.base import FiwareHeader
+from filip.models.ngsi_v2.context import Query
 from filip.models.ngsi_v2.subscriptions import Subscription
 
 NORMALIZED = ["currentLevel", "floodLevelStatus", "alertLevel", "stationID", "referenceLevel"]
@@ -83,6 +84,16 @@ def read(url: str) -> dict:
         "exists": cb.does_entity_exist(flood, "FloodMonitoring"),
         "missing": cb.does_entity_exist("urn:ngsi-ld:Device:river-99", "Device"),
         "other_tenant": len(client(url, service="othercity").get_entity_list()),
+        "batch_query": ids(
+            cb.query(
+                query=Query(
+                    entities=[{"idPattern": ".*", "type": "FloodMonitoring"}],
+                    attrs=NORMALIZED,
+                    expression={"q": "floodLevelStatus!=Normal;currentLevel>0"},
+                ),
+            )
+        ),
+        "registrations": len(cb.get_registration_list()),
     }
 
 

@@ -238,6 +238,72 @@ def test_one_entity_its_attributes_and_values(city):
     assert no_attr[0] == 404 and json.loads(no_attr[2])["error"] == "NotFound"
 
 
+def post_query(run: Running, body: object, params: str = "") -> tuple[int, object]:
+    request = urllib.request.Request(
+        run.url + "ngsi/v2/op/query" + params,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_batch_query(city):
+    """POST /v2/op/query: any of the entity patterns, with an expression, like a list."""
+    status, found = post_query(
+        city,
+        {
+            "entities": [
+                {"idPattern": "river-0[12]$", "type": "FloodMonitoring"},
+                {"id": URN.format("FloodMonitoring", 4)},
+            ],
+            "attrs": ["floodLevelStatus"],
+            "expression": {"q": "currentLevel>1.5"},
+        },
+        "?options=keyValues&orderBy=!floodLevelStatus",
+    )
+    assert status == 200
+    assert found == [
+        {
+            "id": URN.format("FloodMonitoring", 4),
+            "type": "FloodMonitoring",
+            "floodLevelStatus": "Danger",
+        },
+        {
+            "id": URN.format("FloodMonitoring", 2),
+            "type": "FloodMonitoring",
+            "floodLevelStatus": "Caution",
+        },
+    ]
+    status, near = post_query(
+        city,
+        {
+            "expression": {
+                "georel": "near;maxDistance:1000",
+                "geometry": "point",
+                "coords": "38.1052,140.0561",
+            }
+        },
+        "?options=values&limit=2",
+    )
+    assert status == 200 and len(near) == 2  # river-01's three entities, two per page
+    for body, words in (
+        ({"entities": [{"id": "a", "idPattern": "b"}]}, "exclude"),
+        ({"entities": [{"idPattern": "("}]}, "regular expression"),
+        ({"expression": {"q": "a=="}}, "q"),
+        ({"attrs": "name"}, "attrs"),
+        ({"filter": {}}, "filter"),
+        ([], "object"),
+    ):
+        status, answer = post_query(city, body)
+        assert status == 400 and answer["error"] == "BadRequest", body
+        assert words in answer["description"], (body, answer)
+
+
 def test_types_version_and_resources(city):
     types = json.loads(call(city, "ngsi/v2/types")[2])
     assert [t["type"] for t in types] == ["WaterObserved", "FloodMonitoring", "Device"]
@@ -253,6 +319,7 @@ def test_types_version_and_resources(city):
     version = json.loads(call(city, "ngsi/version")[2])
     assert version["orion"]["version"] and version["machimori"]["ngsi"] == "v2"
     assert json.loads(call(city, "ngsi/v2")[2])["entities_url"] == "/v2/entities"
+    assert json.loads(call(city, "ngsi/v2/registrations")[2]) == []  # no context providers
 
 
 def test_tenants_and_service_paths(city):

@@ -127,6 +127,8 @@ def test_filip_reads_every_call_it_offers(tmp_path):
     assert got["type"]["count"] == 4
     assert got["exists"] is True and got["missing"] is False
     assert got["other_tenant"] == 0
+    assert got["batch_query"] == [flood(2), flood(4)]
+    assert got["registrations"] == 0
 
 
 def test_filip_subscribes_and_a_level_crossing_is_notified(city):

@@ -9,7 +9,6 @@ so a filter never answers from stale data.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from edge.runtime.health import package_version
 from gateway.api.context import Context, Ctx
-from gateway.api.ngsi import geo, query
+from gateway.api.ngsi import geo
 from gateway.api.ngsi.entities import (
     Entity,
     attr_names,
@@ -29,6 +28,7 @@ from gateway.api.ngsi.entities import (
     values_row,
 )
 from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
+from gateway.api.ngsi.expression import Expression, check_pattern, expression, fits
 from gateway.api.ngsi.scope import visible
 from gateway.api.sightings import sightings
 from gateway.api.sites import sites_now
@@ -38,6 +38,7 @@ router = APIRouter(prefix="/ngsi", tags=["ngsi-v2"])
 # orion.version to decide what a broker can do (filip warns below 3.6.0).
 COMPATIBLE_ORION = "3.12.0"
 MAX_LIMIT = 1000
+MAX_QUERY_BYTES = 64 * 1024
 DEFAULT_LIMIT = 20
 FORMATS = ("normalized", "keyValues", "values", "unique")
 OPTIONS = (*FORMATS, "count")
@@ -85,15 +86,6 @@ def _int(text: str | None, name: str, default: int, low: int, high: int) -> int:
     if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise bad(f"Bad pagination data: {name} must be a number in {low}..{high}")
     return int(text)
-
-
-def _regex(text: str | None, name: str) -> re.Pattern[str] | None:
-    if text is None:
-        return None
-    try:
-        return re.compile(text)
-    except re.error as exc:
-        raise bad(f"{name}: invalid regular expression: {exc}") from exc
 
 
 def _represent(entity: Entity, form: str, attrs: list[str] | None) -> Any:
@@ -193,6 +185,47 @@ def resources() -> JSONResponse:
     )
 
 
+@dataclass(frozen=True)
+class Page:
+    """How a list is ordered, cut and shown."""
+
+    order_by: str | None
+    limit: str | None
+    offset: str | None
+    options: str | None
+    attrs: list[str] | None
+    metadata: list[str] | None
+
+
+def _answer(
+    ctx: Context,
+    request: Request,
+    patterns: list[dict[str, str]],
+    where: Expression,
+    page: Page,
+) -> JSONResponse:
+    """The entities any of ``patterns`` names (all if none) that satisfy ``where``, ordered,
+    paged and represented as ``page`` says."""
+    form, count = _options(page.options)
+    first = _int(page.offset, "offset", 0, 0, 10**9)
+    size = _int(page.limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    near = where.where if where.where is not None and where.where.relation == "near" else None
+    orders = _order(page.order_by, near is not None)
+    selected = [
+        e
+        for e in scoped_entities(ctx, request)
+        if (not patterns or any(fits(p, e) for p in patterns)) and where.holds(e)
+    ]
+    selected = _sorted(selected, orders, where.where)
+    shown = [
+        _represent(select(e, page.attrs, page.metadata), form, page.attrs)
+        for e in selected[first : first + size]
+    ]
+    if form == "unique":
+        shown = _unique(shown)
+    return JSONResponse(shown, headers=_headers(len(selected) if count else None))
+
+
 @router.get("/v2/entities", responses={200: JSON_LIST} | ERRORS)
 @router.get("/v2/entities/", include_in_schema=False)
 def list_entities(
@@ -219,41 +252,73 @@ def list_entities(
     ``georel``/``geometry``/``coords`` a geographical query; ``attrs`` and ``metadata`` pick what
     is shown; ``orderBy`` (``!`` for descending), ``limit`` (≤1000) and ``offset`` page;
     ``options`` is ``count`` and one of ``normalized``, ``keyValues``, ``values``, ``unique``."""
-    form, count = _options(options)
-    first = _int(offset, "offset", 0, 0, 10**9)
-    size = _int(limit, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     if id is not None and idPattern is not None:
         raise bad("id and idPattern exclude each other")
     if type is not None and typePattern is not None:
         raise bad("type and typePattern exclude each other")
-    ids, types = _list(id), _list(type)
-    id_re, type_re = _regex(idPattern, "idPattern"), _regex(typePattern, "typePattern")
-    q_statements = query.parse(q, metadata=False) if q is not None else []
-    mq_statements = query.parse(mq, metadata=True) if mq is not None else []
-    where = geo.parse(georel, geometry, coords)
-    orders = _order(orderBy, where is not None and where.relation == "near")
-    wanted, shown_metadata = _list(attrs), _list(metadata)
-
-    def keep(e: Entity) -> bool:
-        point = geo.location(e)
-        return (
-            (ids is None or e["id"] in ids)
-            and (types is None or e["type"] in types)
-            and (id_re is None or id_re.search(e["id"]) is not None)
-            and (type_re is None or type_re.search(e["type"]) is not None)
-            and query.matches(e, q_statements, metadata=False)
-            and query.matches(e, mq_statements, metadata=True)
-            and (where is None or (point is not None and where.holds(point)))
-        )
-
-    selected = _sorted([e for e in scoped_entities(ctx, request) if keep(e)], orders, where)
-    page = [
-        _represent(select(e, wanted, shown_metadata), form, wanted)
-        for e in selected[first : first + size]
+    ids = [{"id": i} for i in _list(id) or []] or [
+        check_pattern({"idPattern": idPattern}, "idPattern") if idPattern else {}
     ]
-    if form == "unique":
-        page = _unique(page)
-    return JSONResponse(page, headers=_headers(len(selected) if count else None))
+    types = [{"type": t} for t in _list(type) or []] or [
+        check_pattern({"typePattern": typePattern}, "typePattern") if typePattern else {}
+    ]
+    patterns = [i | t for i in ids for t in types]
+    where = expression(q, mq, georel, geometry, coords)
+    page = Page(orderBy, limit, offset, options, _list(attrs), _list(metadata))
+    return _answer(ctx, request, patterns, where, page)
+
+
+@router.post("/v2/op/query", responses={200: JSON_LIST} | ERRORS)
+async def batch_query(
+    ctx: Ctx,
+    request: Request,
+    orderBy: Text = None,  # noqa: N803 - NGSI's own name
+    limit: Text = None,
+    offset: Text = None,
+    options: Text = None,
+) -> JSONResponse:
+    """Batch query (specification section "Query operation"): the body names ``entities``
+    (patterns, any of which may match), ``attrs``, ``expression`` (``q``, ``mq``, ``georel``,
+    ``geometry``, ``coords``) and ``metadata``; the URL pages and orders as for a list."""
+    raw = await request.body()
+    if len(raw) > MAX_QUERY_BYTES:
+        raise NgsiError("RequestEntityTooLarge", f"a query is at most {MAX_QUERY_BYTES} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise bad("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise bad("a query is a JSON object")
+    unknown = set(body) - {"entities", "attrs", "expression", "metadata"}
+    if unknown:
+        raise bad(f"unknown field {sorted(unknown)[0]!r}")
+    items = body.get("entities", [])
+    if not isinstance(items, list):
+        raise bad("entities: a list of {id|idPattern, type|typePattern}")
+    patterns = [check_pattern(item, f"entities[{n}]") for n, item in enumerate(items)]
+    given = body.get("expression", {})
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+        raise bad("expression: an object of strings")
+    unknown = set(given) - {"q", "mq", "georel", "geometry", "coords"}
+    if unknown:
+        raise bad(f"expression: unsupported {sorted(unknown)[0]!r}")
+    names = {}
+    for key in ("attrs", "metadata"):
+        value = body.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        ):
+            raise bad(f"{key}: a list of names")
+        names[key] = value or None
+    page = Page(orderBy, limit, offset, options, names["attrs"], names["metadata"])
+    return _answer(ctx, request, patterns, expression(**given), page)
+
+
+@router.get("/v2/registrations", responses={200: JSON_LIST})
+@router.get("/v2/registrations/", include_in_schema=False)
+def registrations() -> JSONResponse:
+    """Context providers registered here: none (the store answers for its own entities)."""
+    return JSONResponse([], headers=_headers(0))
 
 
 def _one(ctx: Context, request: Request, entity_id: str, type: str | None) -> Entity:

@@ -38,10 +38,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.api.context import Context, Ctx
-from gateway.api.ngsi import geo, query
 from gateway.api.ngsi.access import TokenFile, caller
 from gateway.api.ngsi.entities import Entity, attr_names, key_values, values_row
 from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
+from gateway.api.ngsi.expression import Expression, check_pattern, expression, fits
 from gateway.api.ngsi.scope import update_path
 from gateway.store.config import NgsiConfig
 from gateway.store.intake import iso_ms
@@ -66,34 +66,12 @@ def _text_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
-def _regex(text: Any, where: str) -> str:
-    if not isinstance(text, str):
-        raise bad(f"{where}: a regular expression")
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise bad(f"{where}: invalid regular expression: {exc}") from exc
-    return text
-
-
 def _subject_entity(item: Any, n: int) -> dict[str, str]:
     where = f"subject.entities[{n}]"
-    if not isinstance(item, dict):
-        raise bad(f"{where}: an object")
-    out: dict[str, str] = {}
-    if ("id" in item) == ("idPattern" in item):
+    pattern = check_pattern(item, where)
+    if "id" not in pattern and "idPattern" not in pattern:
         raise bad(f"{where}: exactly one of id and idPattern")
-    if "type" in item and "typePattern" in item:
-        raise bad(f"{where}: type and typePattern exclude each other")
-    for key in ("id", "type"):
-        if key in item:
-            if not isinstance(item[key], str) or not item[key]:
-                raise bad(f"{where}.{key}: a string")
-            out[key] = item[key]
-    for key in ("idPattern", "typePattern"):
-        if key in item:
-            out[key] = _regex(item[key], f"{where}.{key}")
-    return out
+    return pattern
 
 
 def _expires(value: Any) -> str | None:
@@ -131,13 +109,13 @@ def parse(body: Any) -> dict[str, Any]:
     condition = subject.get("condition") or {}
     if not isinstance(condition, dict):
         raise bad("subject.condition: an object")
-    expression = condition.get("expression") or {}
-    if not isinstance(expression, dict) or not all(isinstance(v, str) for v in expression.values()):
+    given = condition.get("expression") or {}
+    if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
         raise bad("subject.condition.expression: an object of strings")
-    unknown_expr = set(expression) - {"q", "mq", "georel", "geometry", "coords"}
+    unknown_expr = set(given) - {"q", "mq", "georel", "geometry", "coords"}
     if unknown_expr:
         raise bad(f"subject.condition.expression: unsupported {sorted(unknown_expr)[0]!r}")
-    _checked_expression(expression)  # a bad q fails now, not at the first notification
+    expression(**given)  # a bad q fails now, not at the first notification
     if not isinstance(notification, dict):
         raise bad("notification: an object")
     target = notification.get("http") or notification.get("httpCustom")
@@ -175,7 +153,7 @@ def parse(body: Any) -> dict[str, Any]:
             "entities": entities,
             "condition": {
                 "attrs": _text_list(condition.get("attrs"), "subject.condition.attrs"),
-                **({"expression": expression} if expression else {}),
+                **({"expression": given} if given else {}),
             },
         },
         "notification": {
@@ -194,42 +172,8 @@ def parse(body: Any) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Expression:
-    q: list[query.Statement]
-    mq: list[query.Statement]
-    where: geo.GeoQuery | None
-
-    def holds(self, entity: Entity) -> bool:
-        point = geo.location(entity)
-        return (
-            query.matches(entity, self.q, metadata=False)
-            and query.matches(entity, self.mq, metadata=True)
-            and (self.where is None or (point is not None and self.where.holds(point)))
-        )
-
-
-def _checked_expression(expression: dict[str, str]) -> Expression:
-    return Expression(
-        query.parse(expression["q"], metadata=False) if "q" in expression else [],
-        query.parse(expression["mq"], metadata=True) if "mq" in expression else [],
-        geo.parse(expression.get("georel"), expression.get("geometry"), expression.get("coords")),
-    )
-
-
-def _subject_matches(sub: dict[str, Any], entity: Entity) -> bool:
-    for item in sub["subject"]["entities"]:
-        id_ok = item.get("id") == entity["id"] or (
-            "idPattern" in item and re.fullmatch(item["idPattern"], entity["id"]) is not None
-        )
-        type_ok = (
-            ("type" not in item and "typePattern" not in item)
-            or item.get("type") == entity["type"]
-            or ("typePattern" in item and re.fullmatch(item["typePattern"], entity["type"]))
-        )
-        if id_ok and type_ok:
-            return True
-    return False
+def _expression(sub: dict[str, Any]) -> Expression:
+    return expression(**sub["subject"]["condition"].get("expression", {}))
 
 
 def notification_data(sub: dict[str, Any], entity: Entity, changed: set[str]) -> Any:
@@ -402,7 +346,8 @@ class Notifier:
                 watched = sub["subject"]["condition"]["attrs"]
                 if watched and not changed & set(watched):
                     continue
-                if _subject_matches(sub, entity) and self._expression(sub).holds(entity):
+                named = any(fits(p, entity) for p in sub["subject"]["entities"])
+                if named and _expression(sub).holds(entity):
                     self._notify(sub, entity, changed)
 
     def _live(self, sub: dict[str, Any]) -> bool:
@@ -411,10 +356,6 @@ class Notifier:
             sub["servicePath"] == self.config.service_path
         )
         return sub["status"] == "active" and not expired and in_scope
-
-    @staticmethod
-    def _expression(sub: dict[str, Any]) -> Expression:
-        return _checked_expression(sub["subject"]["condition"].get("expression", {}))
 
     def _notify(self, sub: dict[str, Any], entity: Entity, changed: set[str]) -> None:
         now = time.monotonic()
