@@ -320,6 +320,13 @@ def test_types_version_and_resources(city):
     assert version["orion"]["version"] and version["machimori"]["ngsi"] == "v2"
     assert json.loads(call(city, "ngsi/v2")[2])["entities_url"] == "/v2/entities"
     assert json.loads(call(city, "ngsi/v2/registrations")[2]) == []  # no context providers
+    # a trailing slash names the same resource (FIWARE's Python client adds one)
+    assert len(json.loads(call(city, "ngsi/v2/entities/?limit=100")[2])) == 12
+    assert json.loads(call(city, "ngsi/v2/types/?options=values")[2]) == [
+        "WaterObserved",
+        "FloodMonitoring",
+        "Device",
+    ]
 
 
 def test_tenants_and_service_paths(city):
@@ -392,6 +399,8 @@ def test_a_tenant_of_its_own(tmp_path):
         ("ngsi/v2/entities/urn:ngsi-ld:Device:river-01?type=WaterObserved", 404, "NotFound"),
         ("ngsi/v2/no-such-thing", 404, "NotFound"),
         ("ngsi/v2/types?options=bogus", 400, "BadRequest"),
+        ("ngsi/v2/entities/%0A", 400, "BadRequest"),
+        ("ngsi/v2/entities%0A?type=Device", 400, "BadRequest"),
     ],
 )
 def test_errors_come_in_ngsi_form(city, path, status, error):

@@ -3,7 +3,10 @@ and subscribed to the way a FIWARE platform reads a context broker.
 
 ``install`` adds the routes and makes every answer under ``/ngsi`` NGSI's own: errors (also for
 an unknown path, a wrong method or a bad parameter) as ``{"error", "description"}``, and each
-response carries a ``Fiware-Correlator`` (the caller's, or a new one) for tracing.
+response carries a ``Fiware-Correlator`` (the caller's, or a new one) for tracing. A trailing
+slash is the same resource (FIWARE's Python client asks for ``/v2/entities/``); a path with a
+control character is a BadRequest (a router's ``$`` would let ``entities\n`` pass for
+``entities``).
 """
 
 from __future__ import annotations
@@ -71,12 +74,20 @@ def install(app: FastAPI, ctx: Context) -> subscriptions.Notifier:
     app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.middleware("http")
-    async def correlator(
+    async def ngsi_answers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         if not _ngsi_path(request):
             return await call_next(request)
-        response = await call_next(request)
+        path = request.scope["path"]
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+            response: Response = NgsiError(
+                "BadRequest", "control characters in the path"
+            ).response()
+        else:
+            if len(path) > len(PREFIX) + 1 and path.endswith("/"):
+                request.scope["path"] = path.rstrip("/")
+            response = await call_next(request)
         given = request.headers.get("fiware-correlator", "")
         usable = given if 0 < len(given) <= 64 and given.isascii() and given.isprintable() else ""
         response.headers["Fiware-Correlator"] = usable or str(uuid.uuid4())

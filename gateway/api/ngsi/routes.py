@@ -227,7 +227,6 @@ def _answer(
 
 
 @router.get("/v2/entities", responses={200: JSON_LIST} | ERRORS)
-@router.get("/v2/entities/", include_in_schema=False)
 def list_entities(
     ctx: Ctx,
     request: Request,
@@ -315,7 +314,6 @@ async def batch_query(
 
 
 @router.get("/v2/registrations", responses={200: JSON_LIST})
-@router.get("/v2/registrations/", include_in_schema=False)
 def registrations() -> JSONResponse:
     """Context providers registered here: none (the store answers for its own entities)."""
     return JSONResponse([], headers=_headers(0))
@@ -367,7 +365,6 @@ def get_entity(ctx: Ctx, request: Request, entity_id: Ident, asked: OneQuery) ->
 
 
 @router.get("/v2/entities/{entity_id}/attrs", responses={200: JSON_OBJECT} | ERRORS)
-@router.get("/v2/entities/{entity_id}/attrs/", include_in_schema=False)
 def get_attrs(ctx: Ctx, request: Request, entity_id: Ident, asked: OneQuery) -> JSONResponse:
     """An entity's attributes without its id and type."""
     shown = _shown(ctx, request, entity_id, asked)
@@ -427,7 +424,6 @@ def _types(entities: list[Entity]) -> dict[str, dict[str, Any]]:
 
 
 @router.get("/v2/types", responses={200: JSON_LIST} | ERRORS)
-@router.get("/v2/types/", include_in_schema=False)
 def list_types(
     ctx: Ctx, request: Request, limit: Text = None, offset: Text = None, options: Text = None
 ) -> JSONResponse:

@@ -462,7 +462,6 @@ def _mine(request: Request, ctx: Context, sub: dict[str, Any]) -> bool:
 
 
 @router.post("", status_code=201, responses={201: {"description": "created"}} | ERRORS)
-@router.post("/", include_in_schema=False, status_code=201)
 async def create(ctx: Ctx, request: Request) -> Response:
     """Create a subscription (a token or staff login needed). The answer's ``Location`` names
     it."""
@@ -489,7 +488,6 @@ async def create(ctx: Ctx, request: Request) -> Response:
 
 
 @router.get("", responses={200: {"content": {"application/json": {}}}} | ERRORS)
-@router.get("/", include_in_schema=False)
 def list_subscriptions(
     ctx: Ctx,
     request: Request,
