@@ -109,10 +109,10 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(tmp_path: Path):
         run.stop()
 
 
-def test_logout_ends_the_session_on_the_server(tmp_path: Path):
+def test_logout_ends_the_session_on_the_server(tmp_path: Path, db_url: str):
     secret = tmp_path / "session-secret"
     secret.write_bytes(b"x" * 48)
-    config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    config = store_config(tmp_path, db_url)
     config.staff.session_secret_file = secret
     run = start(config)
     try:
