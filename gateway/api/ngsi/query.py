@@ -5,17 +5,18 @@ A query is statements joined by ``;`` (all must hold). A statement is ``attr`` (
 ``!attr`` (it does not), or ``attr OP value`` with OP one of ``==``, ``!=``, ``>``, ``>=``,
 ``<``, ``<=``, ``~=`` (pattern). With ``==`` and ``!=`` the value may be a list ``a,b,c`` (any
 of them) or a range ``a..b`` (inclusive). Values are numbers, ``true``/``false``, ``null``,
-ISO 8601 date-times (compared as times against ``DateTime`` attributes), plain words or
-``'quoted strings'``. ``attr.sub`` reaches into a structured value; in ``mq`` the path is
-``attr.metadata[.sub]``. A binary statement on an attribute the entity lacks does not hold, so
-``floodLevelStatus!=Normal`` finds sites with a status other than Normal, not those without one.
+ISO 8601 date-times (compared as times against ``DateTime`` attributes; without a zone, UTC),
+plain words or ``'quoted strings'``. ``attr.sub`` reaches into a structured value; in ``mq`` the
+path is ``attr.metadata[.sub]``. A binary statement on an attribute the entity lacks does not
+hold, so ``floodLevelStatus!=Normal`` finds sites with a status other than Normal, not those
+without one.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.api.ngsi.entities import Entity
@@ -46,7 +47,7 @@ class Literal:
             moment = datetime.fromisoformat(self.text.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return moment if moment.tzinfo is not None else None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
     @property
     def constant(self) -> tuple[bool, Any]:
@@ -187,9 +188,8 @@ def _compare(value: Any, ngsi_type: str, literal: Literal) -> int | None:
     if isinstance(value, str):
         moment = literal.moment
         if ngsi_type == "DateTime" and moment is not None:
-            try:
-                mine = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
+            mine = Literal(value, False).moment
+            if mine is None:
                 return None
             return (mine > moment) - (mine < moment)
         return (value > literal.text) - (value < literal.text)
