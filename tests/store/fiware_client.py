@@ -43,6 +43,7 @@ def read(url: str) -> dict:
     return {
         "version": cb.get_version(),
         "resources": cb.get_resources(),
+        "statistics": cb.get_statistics(),
         "all": len(cb.get_entity_list(response_format="keyValues")),
         "types_filter": ids(cb.get_entity_list(entity_types=["Device"], attrs=["name"])),
         "id_pattern": ids(cb.get_entity_list(id_pattern=".*river-0[12]$", attrs=["name"])),

@@ -94,6 +94,8 @@ def test_filip_reads_every_call_it_offers(tmp_path):
     version = tuple(int(p) for p in got["version"]["orion"]["version"].split("."))
     assert version >= (3, 6)  # filip warns below 3.6.0
     assert got["resources"]["entities_url"] == "/v2/entities"
+    assert got["statistics"]["uptime_in_secs"] >= 0
+    assert got["statistics"]["notifications"]["failed"] == 0
     assert got["all"] == 12
     assert got["types_filter"] == [f"urn:ngsi-ld:Device:river-0{n}" for n in (1, 2, 3, 4)]
     assert got["id_pattern"] == [
@@ -249,6 +251,10 @@ def test_a_failing_endpoint_is_retried_and_does_not_hold_up_others(city):
 
         shown = wait_until(lambda: dead_state()["status"] == "failed" and dead_state(), 30)
         assert shown["notification"]["lastFailureReason"].startswith("URLError")
+        counters = json.loads(urllib.request.urlopen(run.url + "ngsi/statistics").read())
+        assert counters["notifications"]["failed"] == 1  # the dead endpoint, after 3 tries
+        assert counters["notifications"]["retried"] >= 4  # 2 for it, 2 for the flaky one
+        assert counters["notifications"]["sent"] == 2
     finally:
         flaky.close()
         healthy.close()

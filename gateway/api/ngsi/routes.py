@@ -9,6 +9,7 @@ so a filter never answers from stale data.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -168,6 +169,21 @@ def version() -> JSONResponse:
                 "doc": "/docs#/ngsi-v2",
             },
             "machimori": {"version": package_version(), "ngsi": "v2"},
+        }
+    )
+
+
+@router.get("/statistics", responses={200: JSON_OBJECT})
+def statistics(request: Request) -> JSONResponse:
+    """How long this process has served, and what its subscriptions' notifier has done:
+    notifications sent, retried, failed for good, and dropped because the queue was full."""
+    notifier = request.app.state.notifier
+    uptime = int(time.monotonic() - notifier.started)
+    return JSONResponse(
+        {
+            "uptime_in_secs": uptime,
+            "measuring_interval_in_secs": uptime,
+            "notifications": dict(notifier.stats),
         }
     )
 

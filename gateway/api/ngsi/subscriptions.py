@@ -298,6 +298,7 @@ class Notifier:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.stats = {"sent": 0, "failed": 0, "retried": 0, "dropped_full": 0}
+        self.started = time.monotonic()
 
     def start(self) -> None:
         for name, target in (("ngsi-watch", self._watch), ("ngsi-send", self._send_loop)):
