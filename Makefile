@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN_DEPS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients initdb:postgresql chromium:chromium
 SHARED_LAYOUT_CHECK := ../shared/tools/check_layout.py
+# FIWARE's own Python client, which the NGSI tests run against the store. It pins paho-mqtt and
+# pydantic versions the store does not use, so it lives in a virtual environment of its own.
+FIWARE_VENV := .venv-fiware
+FILIP_VERSION := 0.8.1
 
 .PHONY: demo test lint format bench clean system-deps
 
@@ -14,6 +18,12 @@ $(BIN)/machimori: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,gateway,store,camera]'
+	touch $@
+
+$(FIWARE_VENV)/bin/filip-ok:
+	$(PYTHON) -m venv $(FIWARE_VENV)
+	$(FIWARE_VENV)/bin/pip install --quiet --upgrade pip
+	$(FIWARE_VENV)/bin/pip install --quiet filip==$(FILIP_VERSION)
 	touch $@
 
 system-deps:
@@ -27,7 +37,7 @@ lint: $(BIN)/machimori
 	$(BIN)/ruff format --check .
 	@if [ -f $(SHARED_LAYOUT_CHECK) ]; then $(BIN)/python $(SHARED_LAYOUT_CHECK); fi
 
-test: $(BIN)/machimori system-deps lint
+test: $(BIN)/machimori $(FIWARE_VENV)/bin/filip-ok system-deps lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 format: $(BIN)/machimori
@@ -35,7 +45,7 @@ format: $(BIN)/machimori
 	$(BIN)/ruff check --fix .
 
 bench: $(BIN)/machimori system-deps
-	for b in outbox gateway river store camera provision; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in outbox gateway river store ngsi camera provision; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(FIWARE_VENV) .pytest_cache .ruff_cache .hypothesis

@@ -315,7 +315,9 @@ class Demo:
                 "machimori demo — the whole system in simulation on this machine",
                 f"  river page   {s.url}   (Japanese; ?lang=en for English)",
                 f"  staff page   {s.staff_url}   login {s.staff_user} / {s.staff_password}",
-                f"  API          {s.url}openapi.json   NGSI v2: {s.url}ngsi/v2/entities",
+                f"  sightings    {s.url}sightings   (harmful animals the camera saw, no photos)",
+                f"  API          {s.url}docs   NGSI v2: {s.url}ngsi/v2/entities "
+                f"(FIWARE clients: {s.url}ngsi)",
                 f"  broker       mosquitto on {b.host}:{b.port}, a password per device and a "
                 f"least-privilege ACL from `machimori provision` ({CATALOGUE.relative_to(ROOT)})",
                 f"  gauges       {', '.join(gauges)} over MQTT; {', '.join(lora)} over LoRaWAN "

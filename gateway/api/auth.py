@@ -1,9 +1,11 @@
 """Staff login: scrypt password hashes in a file outside git, and signed session cookies.
 
 The users file has one ``name:hash`` line per member of staff, written by ``machimori web passwd``.
-A session cookie is ``base64(name|expiry).hmac``: HttpOnly, SameSite=Strict, Secure unless the
-config says otherwise. Failed logins are throttled per client address. Nothing here logs a
-password, a hash or a cookie.
+A session cookie is ``base64(name|expiry|session id).hmac``: HttpOnly, SameSite=Strict, Secure
+unless the config says otherwise. Logging out revokes the session id in the database, so the old
+cookie stops working at once on every web process, not only in the browser that logged out.
+Failed logins are throttled per client address. Nothing here logs a password, a hash or a
+cookie.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import secrets
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from gateway.api.keyfile import KeyFile
 
 log = logging.getLogger(__name__)
 COOKIE = "machimori_staff"
@@ -82,8 +88,23 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+class Revocations(Protocol):
+    """Where logged-out sessions are remembered (the store's database)."""
+
+    def revoke_session(self, sid: str, expires_ms: int, now_ms: int) -> None: ...
+    def session_revoked(self, sid: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    expires: int  # Unix seconds
+    sid: str
+
+
 class StaffAuth:
-    """Checks passwords against the users file and issues and verifies session cookies."""
+    """Checks passwords against the users file and issues, verifies and revokes session
+    cookies."""
 
     def __init__(
         self,
@@ -91,15 +112,16 @@ class StaffAuth:
         secret: bytes | None = None,
         session_hours: float = 12.0,
         secure_cookie: bool = True,
+        revocations: Revocations | None = None,
     ) -> None:
         self.users_file = users_file
         self.secret = secret or secrets.token_bytes(32)
         self.session_s = int(session_hours * 3600)
         self.secure_cookie = secure_cookie
-        self._users: dict[str, str] = {}
-        self._mtime: float | None = None
+        self._users = KeyFile(users_file, "staff users file")
         self._lock = threading.Lock()
         self._failures: dict[str, deque[float]] = {}
+        self.revocations = revocations
 
     @classmethod
     def from_files(
@@ -108,34 +130,16 @@ class StaffAuth:
         secret_file: Path | None,
         session_hours: float,
         secure_cookie: bool,
+        revocations: Revocations | None = None,
     ) -> StaffAuth:
         secret = secret_file.read_bytes().strip() if secret_file is not None else None
         if secret is not None and len(secret) < 32:
             raise ValueError(f"{secret_file}: a session secret needs 32 or more bytes")
-        return cls(users_file, secret, session_hours, secure_cookie)
+        return cls(users_file, secret, session_hours, secure_cookie, revocations)
 
     def _current_users(self) -> dict[str, str]:
         """The users file, re-read when it changed, so adding staff needs no restart."""
-        if self.users_file is None:
-            return {}
-        try:
-            stat = self.users_file.stat()
-        except OSError:
-            return {}
-        with self._lock:
-            if stat.st_mtime != self._mtime:
-                if stat.st_mode & 0o077:
-                    log.warning(
-                        "staff users file is readable by others; chmod 600 it",
-                        extra={"fields": {"file": str(self.users_file)}},
-                    )
-                users = {}
-                for line in self.users_file.read_text(encoding="utf-8").splitlines():
-                    name, sep, stored = line.strip().partition(":")
-                    if sep and not name.startswith("#"):
-                        users[name] = stored
-                self._users, self._mtime = users, stat.st_mtime
-            return self._users
+        return self._users.entries()
 
     def throttled(self, client: str) -> bool:
         now = time.monotonic()
@@ -159,16 +163,16 @@ class StaffAuth:
         return None
 
     def _issue(self, name: str) -> str:
-        body = _b64(f"{name}|{int(time.time()) + self.session_s}".encode())
+        sid = secrets.token_urlsafe(16)
+        body = _b64(f"{name}|{int(time.time()) + self.session_s}|{sid}".encode())
         return f"{body}.{self._sign(body)}"
 
     def _sign(self, body: str) -> str:
         raw = body.encode("utf-8", "replace")
         return _b64(hmac.new(self.secret, raw, hashlib.sha256).digest())
 
-    def user(self, cookie: str | None) -> str | None:
-        """The member of staff a cookie belongs to, if it is genuine, unexpired and the user is
-        still in the users file."""
+    def session(self, cookie: str | None) -> Session | None:
+        """The session a cookie carries if it is genuine, unexpired and not logged out."""
         if not cookie or cookie.count(".") != 1:
             return None
         body, signature = cookie.split(".")
@@ -176,12 +180,32 @@ class StaffAuth:
         if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             return None
         try:
-            name, expiry = _unb64(body).decode().rsplit("|", 1)
-            if int(expiry) < time.time():
-                return None
+            name, expiry, sid = _unb64(body).decode().rsplit("|", 2)
+            session = Session(name, int(expiry), sid)
         except (ValueError, UnicodeDecodeError):
             return None
-        return name if name in self._current_users() else None
+        if session.expires < time.time():
+            return None
+        if self.revocations is not None and self.revocations.session_revoked(sid):
+            return None
+        return session
+
+    def user(self, cookie: str | None) -> str | None:
+        """The member of staff a cookie belongs to, if its session is live and the user is
+        still in the users file."""
+        session = self.session(cookie)
+        return session.user if session and session.user in self._current_users() else None
+
+    def logout(self, cookie: str | None) -> None:
+        """Revoke the cookie's session for good (until it would have expired)."""
+        session = self.session(cookie)
+        if session is None:
+            return
+        if self.revocations is None:
+            raise RuntimeError("no revocation store: a logged-out cookie would still work")
+        now_ms = int(time.time() * 1000)
+        self.revocations.revoke_session(session.sid, session.expires * 1000, now_ms)
+        log.info("staff logout", extra={"fields": {"user": session.user}})
 
 
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))

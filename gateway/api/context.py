@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from edge.runtime.clock import Clock
 from gateway.api.auth import COOKIE, StaffAuth
-from gateway.api.sites import Site
+from gateway.api.sites import CameraSite, Site
 from gateway.store.config import StoreConfig
 from gateway.store.db import Store
 from gateway.store.images import ImageFiles
@@ -27,6 +27,7 @@ class Context:
     auth: StaffAuth
     # ingest workers in this process report here (for /healthz)
     ingest_stats: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
+    cameras: list[CameraSite] = field(default_factory=list)
 
     def now_ms(self) -> int:
         return to_ms(self.clock.now())

@@ -1,5 +1,11 @@
 """Exports for spreadsheets and maps: CSV of readings and events, GeoJSON of river sites and of
-positions. Both stream, so a year of data never sits in memory."""
+positions. Both stream, so a year of data never sits in memory.
+
+A CSV cell is text a device sent; a spreadsheet would run one that starts with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return as a formula (CSV injection), so such text gets a leading
+``'``, which spreadsheets show as plain text. Numbers are left as numbers. The GeoJSON carries the
+data's licence as foreign members ``license`` and ``attribution`` (RFC 7946 section 6.1).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from gateway.api.context import Ctx
+from gateway.api.context import Context, Ctx
 from gateway.api.params import (
     FIELD_PATTERN,
     Recent,
@@ -58,20 +64,19 @@ def export_csv(
         writer.writerow(head)
         yield ("\ufeff" if bom else "") + _take(buffer)
         for n, row in enumerate(rows, 1):
-            extra = [_cell(row.data.get(name)) for name in columns]
-            writer.writerow(
-                [
-                    row.device,
-                    row.kind,
-                    row.seq,
-                    iso_ms(row.ts_ms),
-                    iso_ms(row.received_ms),
-                    row.channel,
-                    row.type,
-                    *extra,
-                    json.dumps(row.data, ensure_ascii=False, separators=(",", ":")),
-                ]
-            )
+            extra = [row.data.get(name) for name in columns]
+            cells = [
+                row.device,
+                row.kind,
+                row.seq,
+                iso_ms(row.ts_ms),
+                iso_ms(row.received_ms),
+                row.channel,
+                row.type,
+                *extra,
+                json.dumps(row.data, ensure_ascii=False, separators=(",", ":")),
+            ]
+            writer.writerow([safe_cell(cell) for cell in cells])
             if n % 500 == 0:
                 yield _take(buffer)
         yield _take(buffer)
@@ -90,8 +95,16 @@ def _take(buffer: io.StringIO) -> str:
     return text
 
 
-def _cell(value: object) -> object:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> object:
+    """A value as a CSV cell that no spreadsheet runs as a formula."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @router.get(
@@ -121,7 +134,7 @@ def sites_geojson(ctx: Ctx) -> StreamingResponse:
                 },
             }
         )
-    body = {"type": "FeatureCollection", "features": features}
+    body = {"type": "FeatureCollection", **licence_members(ctx), "features": features}
     return StreamingResponse(iter([json.dumps(body, ensure_ascii=False)]), media_type=GEOJSON)
 
 
@@ -139,7 +152,8 @@ def export_geojson(
     rows = ctx.store.scan(selection)
 
     def chunks() -> Iterator[str]:
-        yield '{"type":"FeatureCollection","features":['
+        head = {"type": "FeatureCollection", **licence_members(ctx)}
+        yield json.dumps(head, ensure_ascii=False)[:-1] + ',"features":['
         first = True
         for row in rows:
             feature = _feature(row)
@@ -149,6 +163,14 @@ def export_geojson(
         yield "]}"
 
     return StreamingResponse(chunks(), media_type=GEOJSON)
+
+
+def licence_members(ctx: Context) -> dict[str, Any]:
+    http = ctx.config.http
+    return {
+        "license": {"name": http.licence, "url": http.licence_url},
+        "attribution": http.attribution,
+    }
 
 
 def _feature(row: MessageRow) -> dict[str, Any] | None:

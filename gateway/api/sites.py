@@ -58,6 +58,9 @@ class Site:
     # docs/river.md), so its silence means 欠測 only after quiet_stale_after_h.
     observe_from_m: float | None = None
     quiet_stale_after_h: float = 25.0
+    # Height of the ultrasonic sensor's face above the gauge datum (the gauge's mount_height_m):
+    # published as FloodMonitoring's referenceLevel, with the measured distance below it.
+    sensor_height_m: float | None = None
 
     def __post_init__(self) -> None:
         check_device_id(self.device)
@@ -77,20 +80,48 @@ class Site:
 
 
 @dataclass
+class CameraSite:
+    """Where a wildlife camera stands. Its exact position is for staff; the public sightings
+    page shows only the grid cell around it (``http.sightings_grid_m``)."""
+
+    device: str
+    place: str  # the area as residents name it, e.g. 草岡地区
+    lat: float
+    lon: float
+    place_en: str = ""
+
+    def __post_init__(self) -> None:
+        check_device_id(self.device)
+        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
+            raise ValueError("lat/lon out of range")
+
+
+@dataclass
 class SitesFile:
     sites: list[Site] = field(default_factory=list)
+    cameras: list[CameraSite] = field(default_factory=list)
+
+
+def _unique(path: str | Path, section: str, devices: list[str]) -> None:
+    seen: set[str] = set()
+    for i, device in enumerate(devices):
+        if device in seen:
+            raise ConfigError(path, f"{section}[{i}].device", "a device listed once", device)
+        seen.add(device)
+
+
+def load_sites_file(path: str | Path | None) -> SitesFile:
+    """River sites and camera sites from one file (configs/sites.yaml)."""
+    if path is None:
+        return SitesFile()
+    loaded = build(SitesFile, load_yaml(path), file=path)
+    _unique(path, "sites", [s.device for s in loaded.sites])
+    _unique(path, "cameras", [c.device for c in loaded.cameras])
+    return loaded
 
 
 def load_sites(path: str | Path | None) -> list[Site]:
-    if path is None:
-        return []
-    sites = build(SitesFile, load_yaml(path), file=path).sites
-    seen: set[str] = set()
-    for i, site in enumerate(sites):
-        if site.device in seen:
-            raise ConfigError(path, f"sites[{i}].device", "a device listed once", site.device)
-        seen.add(site.device)
-    return sites
+    return load_sites_file(path).sites
 
 
 @dataclass(frozen=True)
@@ -103,6 +134,18 @@ class SiteNow:
     observed_ms: int | None  # when the latest reading (or 欠測 report) was measured
     missing: str | None  # why it is 欠測: "stale", "no_data" or the gauge's reason
     trend_m_per_h: float | None
+    distance_m: float | None = None  # sensor face to water, as the gauge measured it
+
+    @property
+    def measured_distance_m(self) -> float | None:
+        """The gauge's own distance when it sent one (MQTT gauges do), else what its level and
+        the sensor's height imply (LoRaWAN frames carry the level only)."""
+        if self.level_m is None:
+            return None
+        if self.distance_m is not None:
+            return self.distance_m
+        height = self.site.sensor_height_m
+        return round(height - self.level_m, 3) if height is not None else None
 
     @property
     def trend(self) -> str | None:
@@ -123,6 +166,8 @@ def site_now(site: Site, latest: LatestRow | None, store: Store, now_ms: int) ->
     if not is_level:
         reason = str(latest.data.get("missing") or "no_level")
         return SiteNow(site, "missing", None, latest.ts_ms, reason, None)
+    distance_mm = latest.data.get("distance_mm")
+    has_distance = isinstance(distance_mm, int | float) and not isinstance(distance_mm, bool)
     return SiteNow(
         site,
         site.levels_m.state(level),
@@ -130,6 +175,7 @@ def site_now(site: Site, latest: LatestRow | None, store: Store, now_ms: int) ->
         latest.ts_ms,
         None,
         _trend(site, latest, store),
+        round(distance_mm / 1000, 3) if has_distance else None,
     )
 
 

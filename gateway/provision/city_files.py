@@ -91,8 +91,9 @@ def registry(home: Home, entries: list[Entry]) -> str:
     )
 
 
-def sites(entries: list[Entry]) -> str:
-    """The store's river sites (configs/sites.yaml's format)."""
+def sites(entries: list[Entry], cameras: list[Entry] | None = None) -> str:
+    """The store's river sites and camera sites (configs/sites.yaml's format): the cameras'
+    places for the public sightings page, which publishes only the grid square around them."""
     out: list[dict[str, Any]] = []
     for e in entries:
         assert e.levels is not None
@@ -102,11 +103,20 @@ def sites(entries: list[Entry]) -> str:
         site["levels_m"] = {k: getattr(e.levels, k) for k in vars(e.levels)}
         if e.observe_from_m is not None:
             site["observe_from_m"] = e.observe_from_m
+        if e.mount_height_m is not None:
+            site["sensor_height_m"] = e.mount_height_m  # FloodMonitoring's referenceLevel
         out.append(site)
+    places = [
+        {"device": c.id, "place": c.site or c.id}
+        | ({"place_en": c.site_en} if c.site_en else {})
+        | {"lat": c.lat, "lon": c.lon}
+        for c in cameras or []
+    ]
+    document: dict[str, Any] = {"sites": out} | ({"cameras": places} if places else {})
     return (
-        "# River sites for the store's pages, written by `machimori provision sync` from the\n"
-        "# catalogue; change the catalogue, not this file.\n"
-        + yaml.safe_dump({"sites": out}, sort_keys=False, allow_unicode=True)
+        "# River and camera sites for the store's pages, written by `machimori provision sync`\n"
+        "# from the catalogue; change the catalogue, not this file.\n"
+        + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     )
 
 
@@ -150,7 +160,10 @@ def sync(home: Home, *, reload: bool = True) -> SyncReport:
     report.lorawan = len(lorawan)
 
     rivers = [e for e in home.catalogue.active("river") if e.lat is not None and e.lon is not None]
-    write_atomic(out.sites_file, sites(rivers), mode=0o644)
+    cameras = [
+        e for e in home.catalogue.active("camera") if e.lat is not None and e.lon is not None
+    ]
+    write_atomic(out.sites_file, sites(rivers, cameras), mode=0o644)
     report.written.append(out.sites_file)
     report.sites = len(rivers)
     report.reload = reload_broker(home.settings.broker.reload_command) if reload else "skipped"

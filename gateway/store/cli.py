@@ -110,9 +110,9 @@ def _ingest(config: StoreConfig, args: argparse.Namespace) -> int:
 
 
 def _check(config: StoreConfig, args: argparse.Namespace) -> int:
-    from gateway.api.sites import load_sites
+    from gateway.api.sites import load_sites_file
 
-    sites = load_sites(config.sites_file)
+    places = load_sites_file(config.sites_file)
     store = open_store(config.database, config.sqlite_sync)
     store.close()
     mqtt, ingest = config.mqtt, config.ingest
@@ -123,7 +123,17 @@ def _check(config: StoreConfig, args: argparse.Namespace) -> int:
     print(f"  ingest     {'on' if ingest.enabled else 'off'}, {ingest.workers} worker(s), {group}")
     http = config.http
     print(f"  http       {'http://' + http.host + ':' + str(http.port) if http.enabled else 'off'}")
-    print(f"  sites      {len(sites)} river site(s) from {config.sites_file or '(none)'}")
+    print(
+        f"  sites      {len(places.sites)} river site(s), {len(places.cameras)} camera(s) "
+        f"from {config.sites_file or '(none)'}"
+    )
+    ngsi = config.ngsi
+    tokens = ngsi.tokens_file or "none (staff only)"
+    print(
+        f"  ngsi       tenant {ngsi.service or '(default)'}, path {ngsi.service_path}; "
+        f"subscriptions in {config.subscriptions_file}; tokens {tokens}"
+    )
+    print(f"  open data  {http.licence} ({http.licence_url}); CORS {', '.join(http.cors_origins)}")
     print(f"  images     {config.images_dir}")
     kept = ", ".join(f"{k} {d:g} d" for k, d in sorted(config.retention.days.items()))
     print(f"  retention  {kept} (0 = for ever)")

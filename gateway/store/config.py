@@ -17,6 +17,10 @@ from edge.runtime.config import build, load_yaml
 from edge.runtime.uplink import MqttConfig
 
 GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TILES = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/[^\s\"'<>]*\{z\}[^\s\"'<>]*$")
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+TENANT = re.compile(r"^[A-Za-z0-9_]{0,50}$")
+SERVICE_PATH = re.compile(r"^/([A-Za-z0-9_]{1,50}(/[A-Za-z0-9_]{1,50}){0,9})?$")
 DAY_S = 86400.0
 
 
@@ -96,8 +100,33 @@ class HttpConfig:
     # bus ridership) need a staff login.
     public_kinds: list[str] = field(default_factory=lambda: ["river"])
     timezone: str = "Asia/Tokyo"  # for times shown on the pages
+    # The licence of the open data (the public API, NGSI view, exports and pages): an SPDX id,
+    # its URL and who to credit. Japan's government open-data terms are compatible with CC BY 4.0.
+    licence: str = "CC-BY-4.0"
+    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
+    attribution: str = "machimori city store"
+    # Background map of the river page: an XYZ tile URL (GSI's standard map by default; "" for
+    # none: the markers and the list work without tiles) and the credit the tiles require.
+    map_tiles: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
+    map_attribution: str = "国土地理院 (GSI Japan)"
+    # The public sightings page (/sightings, /api/v1/sightings, NGSI Alert) shows harmful-animal
+    # detections of the last sightings_days, each placed at the centre of its camera's
+    # sightings_grid_m square, never at the camera itself; never with the image.
+    sightings_days: float = 14.0
+    sightings_grid_m: float = 1000.0
+    # Origins a browser may read the public API from (CORS); "*" for any site, [] for none.
+    cors_origins: list[str] = field(default_factory=lambda: ["*"])
 
     def __post_init__(self) -> None:
+        if not self.licence.strip() or not self.licence_url.startswith(("https://", "http://")):
+            raise ValueError("licence and licence_url (http(s)://...) are needed for open data")
+        if not 0 < self.sightings_days <= 365 or not 100 <= self.sightings_grid_m <= 20000:
+            raise ValueError("sightings_days 0..365, sightings_grid_m 100..20000 metres")
+        if self.map_tiles and not TILES.match(self.map_tiles):
+            raise ValueError("map_tiles: an https:// URL with {z}, {x} and {y}, or empty")
+        bad = [o for o in self.cors_origins if o != "*" and not ORIGIN.match(o)]
+        if bad:
+            raise ValueError(f"cors_origins: {bad[0]!r} is not * or scheme://host[:port]")
         unknown = sorted(set(self.public_kinds) - set(KINDS))
         if unknown:
             raise ValueError(f"public_kinds: unknown kind {unknown[0]!r}")
@@ -122,6 +151,37 @@ class StaffConfig:
 
 
 @dataclass
+class NgsiConfig:
+    """The NGSI v2 view (/ngsi/v2) as a context broker would serve it to a FIWARE platform."""
+
+    # The tenant (Fiware-Service header) and service path its entities live in; "" is Orion's
+    # default tenant (no header). A request for another tenant gets an empty answer.
+    service: str = ""
+    service_path: str = "/"
+    # Subscriptions (POST /ngsi/v2/subscriptions) are kept in this file across restarts;
+    # default: ngsi-subscriptions.json beside images_dir.
+    subscriptions_file: Path | None = None
+    # Who may create and delete subscriptions: one `name:token` line per platform (mode 0600,
+    # outside git), sent as `Authorization: Bearer <token>`; staff sessions may too. Without a
+    # file only staff can. Reading subscriptions is open, like the entities.
+    tokens_file: Path | None = None
+    poll_s: float = 5.0  # how often entities are compared for notifications
+    notify_timeout_s: float = 10.0
+    notify_attempts: int = 5  # a failing notification is retried with backoff, then dropped
+    max_subscriptions: int = 100
+
+    def __post_init__(self) -> None:
+        if not TENANT.match(self.service):
+            raise ValueError("service: up to 50 of A-Z a-z 0-9 _ (a Fiware-Service name)")
+        if not SERVICE_PATH.match(self.service_path):
+            raise ValueError("service_path: /, or /a/b with up to 10 parts of A-Z a-z 0-9 _")
+        if not 0.1 <= self.poll_s <= 3600 or not 0.1 <= self.notify_timeout_s <= 300:
+            raise ValueError("poll_s 0.1..3600 and notify_timeout_s 0.1..300 seconds")
+        if not 1 <= self.notify_attempts <= 20 or not 1 <= self.max_subscriptions <= 10000:
+            raise ValueError("notify_attempts 1..20, max_subscriptions 1..10000")
+
+
+@dataclass
 class StoreConfig:
     # sqlite:///relative.db, sqlite:////absolute/path.db, or postgresql://user@host:5432/db
     # (PostgreSQL passwords come from ~/.pgpass or PGPASSWORD, never this file)
@@ -134,8 +194,13 @@ class StoreConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
+    ngsi: NgsiConfig = field(default_factory=NgsiConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     clock_speed: float = 1.0  # >1 only in simulation, to match the simulated field devices
+
+    @property
+    def subscriptions_file(self) -> Path:
+        return self.ngsi.subscriptions_file or self.images_dir.parent / "ngsi-subscriptions.json"
 
     def __post_init__(self) -> None:
         if not self.database.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -155,6 +220,10 @@ def load_config(path: str | Path) -> StoreConfig:
         value = getattr(staff, name)
         if value is not None:
             setattr(staff, name, base / value)
+    for name in ("subscriptions_file", "tokens_file"):
+        value = getattr(config.ngsi, name)
+        if value is not None:
+            setattr(config.ngsi, name, base / value)
     if config.mqtt.password_file is not None:
         config.mqtt.password_file = base / config.mqtt.password_file
     if config.database.startswith("sqlite:///"):

@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS rejection_counts (
     last_ms BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    sid TEXT PRIMARY KEY,
+    expires_ms BIGINT NOT NULL
+);
 """
 
 UPSERT_COUNTERS = """
@@ -707,6 +711,23 @@ class Store:
         """reason -> (how many ever, when the last one came)."""
         rows = self._rows("SELECT reason, count, last_ms FROM rejection_counts ORDER BY reason")
         return {reason: (count, last) for reason, count, last in rows}
+
+    # -- staff sessions -------------------------------------------------------------------------
+    def revoke_session(self, sid: str, expires_ms: int, now_ms: int) -> None:
+        """Remember a logged-out session until it would have expired anyway (every web process
+        on this database then refuses it), and forget revocations that have run out."""
+        with self.dialect.writing() as cur:
+            cur.execute(self.sql("DELETE FROM revoked_sessions WHERE expires_ms < ?"), (now_ms,))
+            cur.execute(
+                self.sql(
+                    "INSERT INTO revoked_sessions (sid, expires_ms) VALUES (?, ?) "
+                    "ON CONFLICT (sid) DO NOTHING"
+                ),
+                (sid, expires_ms),
+            )
+
+    def session_revoked(self, sid: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM revoked_sessions WHERE sid = ?", (sid,)))
 
     def close(self) -> None:
         self.dialect.close()

@@ -70,21 +70,27 @@ class StoreService:
         """The web side, imported only when this process serves HTTP."""
         from gateway.api.auth import StaffAuth
         from gateway.api.context import Context
-        from gateway.api.sites import load_sites
+        from gateway.api.sites import load_sites_file
         from gateway.web.server import HttpServer, build_app
 
         staff = self.config.staff
         auth = StaffAuth.from_files(
-            staff.users_file, staff.session_secret_file, staff.session_hours, staff.secure_cookie
+            staff.users_file,
+            staff.session_secret_file,
+            staff.session_hours,
+            staff.secure_cookie,
+            self.store,
         )
+        places = load_sites_file(self.config.sites_file)
         ctx = Context(
             self.config,
             self.store,
-            load_sites(self.config.sites_file),
+            places.sites,
             self.clock,
             self.images,
             auth,
             [self.ingest.stats.snapshot] if self.ingest else [],
+            places.cameras,
         )
         return HttpServer(build_app(ctx), self.config.http.host, self.config.http.port)
 

@@ -23,7 +23,7 @@ COLORS = {
 }
 LINE_COLORS = COLORS | {"caution": "#d4c600"}  # the same yellow, dark enough on white
 WIDTH, HEIGHT = 360, 170
-LEFT, RIGHT, TOP, BOTTOM = 34, 8, 8, 20
+LEFT, RIGHT, TOP, BOTTOM = 34, 8, 12, 20
 
 
 def level_chart(
@@ -35,7 +35,10 @@ def level_chart(
     label: str,
     step_ms: int,
     daily_ticks: bool,
+    level_names: dict[str, str],
 ) -> str:
+    """The chart; the y axis is metres above the gauge datum, and each warning level is a dashed
+    line in its colour with its name and height written at the right end."""
     values = [v for p in points for v in (p.min, p.max) if v is not None]
     lo = math.floor(min([*values, 0.0]) * 2) / 2
     hi = math.ceil(max([*values, levels.danger]) * 1.1 * 2) / 2
@@ -54,6 +57,10 @@ def level_chart(
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fff" '
         'stroke="#bbb"/>',
     ]
+    parts.append(
+        f'<text class="unit" x="{LEFT - 4}" y="{TOP - 1}" text-anchor="end" font-size="10" '
+        'fill="#444">m</text>'
+    )
     tick = 0.5 if hi - lo <= 4 else 1.0
     value = math.ceil(lo / tick) * tick
     while value <= hi + 1e-9:
@@ -75,6 +82,10 @@ def level_chart(
                 f'<line class="level-{name}" x1="{LEFT}" y1="{y(level)}" x2="{LEFT + plot_w}" '
                 f'y2="{y(level)}" stroke="{LINE_COLORS[name]}" stroke-width="1.5" '
                 'stroke-dasharray="5 3"/>'
+                f'<text class="level-label" x="{LEFT + plot_w - 2}" y="{y(level) - 2}" '
+                f'text-anchor="end" font-size="9" fill="{LINE_COLORS[name]}" '
+                'stroke="#fff" stroke-width="2.5" paint-order="stroke">'
+                f"{escape(level_names[name])} {level:.2f}</text>"
             )
     for run in _runs(points, step_ms):
         if len(run) > 1 and any(p.min != p.max for p in run):

@@ -14,9 +14,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from edge.runtime.health import package_version
-from gateway.api import export, ngsi, routes
+from gateway.api import export, ngsi, opendata, routes, sightings
 from gateway.api.context import Context
-from gateway.web import river, staff
+from gateway.web import docs, river, staff
+from gateway.web import sightings as sightings_page
 from gateway.web.layout import SECURITY_HEADERS
 
 STATIC = Path(__file__).parent / "static"
@@ -26,17 +27,21 @@ cameras, buses, child trackers) as they arrived over MQTT.
 
 Anyone may read river gauges. Other kinds (positions of children above all) are visible only
 with a staff session. Times are RFC 3339 UTC; ``from`` is inclusive and ``to`` exclusive.
-A FIWARE platform can read the gauges as NGSI v2 entities under ``/ngsi/v2``.
+A FIWARE platform can read the gauges as NGSI v2 entities under ``/ngsi/v2`` (and subscribe
+to changes) as it reads a context broker. Public answers carry the data's licence in a
+``Link: <...>; rel="license"`` header, and any site may read them (CORS, without credentials).
 """
 
 
 def build_app(ctx: Context) -> FastAPI:
+    http = ctx.config.http
     app = FastAPI(
         title="machimori city store",
         version=package_version(),
         description=DESCRIPTION,
-        docs_url=None,  # Swagger UI would load scripts from a CDN; the document is enough
+        docs_url=None,  # /docs is gateway/web/docs.py: vendored Swagger UI, no CDN
         redoc_url=None,
+        license_info={"name": f"{http.licence} ({http.attribution})", "url": http.licence_url},
     )
     app.state.context = ctx
     app.state.river_cache = river.FragmentCache(
@@ -46,11 +51,15 @@ def build_app(ctx: Context) -> FastAPI:
         routes.router,
         routes.health_router,
         export.router,
-        ngsi.router,
+        sightings.router,
         river.router,
+        sightings_page.router,
         staff.router,
+        docs.router,
     ):
         app.include_router(router)
+    app.state.notifier = ngsi.install(app, ctx)
+    opendata.install(app, http)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
@@ -58,7 +67,8 @@ def build_app(ctx: Context) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         if request.url.path.startswith(("/staff", "/api/v1/rejections")):
             response.headers["Cache-Control"] = "no-store"
         return response
@@ -85,6 +95,7 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
+        self.notifier = app.state.notifier
         self._thread: threading.Thread | None = None
 
     @property
@@ -97,6 +108,7 @@ class HttpServer:
         self.server.run(sockets=[self.sock])
 
     def start(self, timeout_s: float = 20.0) -> None:
+        self.notifier.start()
         self._thread = threading.Thread(target=self.run, name="http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
@@ -109,4 +121,5 @@ class HttpServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+        self.notifier.stop()
         self.sock.close()

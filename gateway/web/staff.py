@@ -1,5 +1,6 @@
-"""The staff page, behind a login: recent events (alerts, animal detections with their image),
-the devices' health and measured loss, and messages the store refused."""
+"""The staff page, behind a login: the river sites (state in words, with the gauge's own 欠測
+code), recent events in words (level crossings by site name, animal detections with their
+image), the devices' health and measured loss, and messages the store refused."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.api.auth import COOKIE
 from gateway.api.context import Context, viewer
 from gateway.api.routes import image_url
+from gateway.api.sites import LEVELS, sites_now
 from gateway.store.db import Filter
 from gateway.web.i18n import lang_of, t
 from gateway.web.layout import page
@@ -58,7 +60,43 @@ def staff_fragment_route(request: Request, lang: str | None = None) -> Response:
 
 def staff_fragment(ctx: Context, lang: str) -> str:
     tz = ZoneInfo(ctx.config.http.timezone)
-    return _events(ctx, lang, tz) + _devices(ctx, lang, tz) + _rejections(ctx, lang, tz)
+    return (
+        _sites(ctx, lang, tz)
+        + _events(ctx, lang, tz)
+        + _devices(ctx, lang, tz)
+        + _rejections(ctx, lang, tz)
+    )
+
+
+def _site_name(ctx: Context, device: str, lang: str) -> str | None:
+    site = ctx.site_by_device.get(device)
+    if site is None:
+        return None
+    name = site.name if lang == "ja" else site.name_en or site.name
+    river = site.river if lang == "ja" else site.river_en or site.river
+    return f"{river} {name}"
+
+
+def _sites(ctx: Context, lang: str, tz: ZoneInfo) -> str:
+    if not ctx.sites:
+        return ""
+    rows = []
+    for now in sites_now(ctx.store, ctx.sites, ctx.now_ms()):
+        level = f"{now.level_m:.2f} m" if now.level_m is not None else "—"
+        observed = local_time(now.observed_ms, tz) if now.observed_ms is not None else "—"
+        rows.append(
+            f'<tr data-device="{now.site.device}" data-state="{now.state}">'
+            f"<td>{escape(_site_name(ctx, now.site.device, lang) or now.site.device)}</td>"
+            f'<td><span class="badge state-{now.state}">{t(lang, "state_" + now.state)}</span>'
+            f"</td><td>{level}</td><td>{observed}</td><td>{escape(now.missing or '')}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{t(lang, k)}</th>" for k in ("sites", "state", "levels", "time", "missing_code")
+    )
+    return (
+        f'<h2>{t(lang, "sites")}</h2><div class="table"><table id="sites"><tr>{head}</tr>'
+        f"{''.join(rows)}</table></div>"
+    )
 
 
 def _events(ctx: Context, lang: str, tz: ZoneInfo) -> str:
@@ -78,7 +116,7 @@ def _events(ctx: Context, lang: str, tz: ZoneInfo) -> str:
         lines.append(
             f'<tr class="event" data-type="{escape(row.type)}"><td>{local_time(row.ts_ms, tz)}</td>'
             f"<td>{escape(row.device)}</td><td>{escape(row.type)}</td>"
-            f"<td>{_summary(row.data, lang)}</td><td>{cell}</td></tr>"
+            f"<td>{_summary(ctx, row.device, row.type, row.data, lang)}</td><td>{cell}</td></tr>"
         )
     head = "".join(f"<th>{t(lang, k)}</th>" for k in ("time", "device", "type", "details", "image"))
     return (
@@ -87,9 +125,22 @@ def _events(ctx: Context, lang: str, tz: ZoneInfo) -> str:
     )
 
 
-def _summary(data: dict[str, object], lang: str) -> str:
-    """A detection reads as its label, confidence and a warning if harmful; anything else as
-    its data."""
+def _summary(ctx: Context, device: str, type: str, data: dict[str, object], lang: str) -> str:
+    """A level crossing reads as a sentence with the site's name; a detection as its label,
+    confidence and a warning if harmful; anything else as its data."""
+    threshold, direction = data.get("threshold"), data.get("direction")
+    if type == "level_crossing" and threshold in LEVELS and direction in ("rising", "falling"):
+        level = data.get("level_m")
+        value = f"{level:.2f} m" if isinstance(level, int | float) else "—"
+        return escape(
+            t(
+                lang,
+                "crossing_" + str(direction),
+                site=_site_name(ctx, device, lang) or device,
+                level=t(lang, f"state_{threshold}"),
+                value=value,
+            )
+        )
     if "label" in data:
         text = escape(str(data["label"]))
         confidence = data.get("confidence")
@@ -107,7 +158,9 @@ def _devices(ctx: Context, lang: str, tz: ZoneInfo) -> str:
         for k in ("device", "state", "last_seen", "received", "lost", "duplicates")
     )
     lines = [
-        f"<tr><td>{escape(d.device)} ({escape(d.kind)})</td>"
+        f"<tr><td>{escape(d.device)} ({escape(d.kind)})"
+        f"{'<br>' + escape(_site_name(ctx, d.device, lang) or '') if d.kind == 'river' else ''}"
+        "</td>"
         f"<td>{escape(d.status_state or '-')}</td>"
         f"<td>{local_time(d.last_seen_ms, tz)}</td><td>{d.received}</td><td>{d.lost}</td>"
         f"<td>{d.duplicates}</td></tr>"
@@ -185,7 +238,11 @@ async def login(request: Request, lang: str | None = None) -> Response:
 
 
 @router.post("/staff/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the session on the server too: the cookie is refused from now on, wherever a copy
+    of it is."""
+    ctx: Context = request.app.state.context
+    ctx.auth.logout(request.cookies.get(COOKIE))
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

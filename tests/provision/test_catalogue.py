@@ -8,6 +8,7 @@ import stat
 
 import yaml
 
+from gateway.api.sites import load_sites_file
 from gateway.provision.home import Home
 
 RIVER = ("--kind", "river", "--levels", "1.5,2.0,2.6,3.0", "--mount-height", "5.2")
@@ -132,8 +133,17 @@ def test_sync_writes_the_stores_sites_from_the_catalogue(city):
     )  # fmt: skip
     city.ok("add", "river-02", *RIVER, "--lat", "38.1", "--lon", "140.0")
     city.ok("revoke", "river-02", "--no-sync")
+    city.ok(
+        "add", "camera-01", "--kind", "camera", "--site", "草岡地区 山際",
+        "--lat", "38.1322", "--lon", "139.9987",
+    )  # fmt: skip
     city.ok("sync", "--no-reload")
-    sites = yaml.safe_load((city.out / "sites.yaml").read_text())["sites"]
+    written = yaml.safe_load((city.out / "sites.yaml").read_text())
+    assert written["cameras"] == [
+        {"device": "camera-01", "place": "草岡地区 山際", "lat": 38.1322, "lon": 139.9987}
+    ]
+    assert len(load_sites_file(city.out / "sites.yaml").cameras) == 1  # the store reads it
+    sites = written["sites"]
     assert sites == [
         {
             "device": "river-01",
@@ -144,6 +154,7 @@ def test_sync_writes_the_stores_sites_from_the_catalogue(city):
             "lon": 140.0561,
             "levels_m": {"standby": 1.5, "caution": 2.0, "evacuation": 2.6, "danger": 3.0},
             "observe_from_m": 1.0,
+            "sensor_height_m": 5.2,
         }
     ]
 

@@ -8,10 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_helpers import Publisher, Running, seed, start, store_config
+from store_helpers import (
+    BACKENDS,
+    Publisher,
+    Running,
+    empty_database,
+    seed,
+    start,
+    store_config,
+)
 
 from sim.broker import Mosquitto
-from sim.chromium import Chromium
+from sim.chromium import Chromium, Tab
 from sim.postgres import Postgres
 
 
@@ -19,15 +27,6 @@ from sim.postgres import Postgres
 def pg_server() -> Iterator[Postgres]:
     with Postgres() as server:
         yield server
-
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-def empty_database(request: pytest.FixtureRequest, directory: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{directory / 'store.db'}"
-    return request.getfixturevalue("pg_server").create_database()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -68,3 +67,11 @@ def api(
 def browser() -> Iterator[Chromium]:
     with Chromium() as running:
         yield running
+
+
+@pytest.fixture
+def tab(browser: Chromium) -> Iterator[Tab]:
+    """A phone-sized tab of its own (own cookies), closed after the test."""
+    page = browser.new_tab()
+    yield page
+    page.close()

@@ -46,6 +46,16 @@ JPEG = base64.b64decode(
 )
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def empty_database(request: Any, directory: Path) -> str:
+    """A fresh database of the backend a fixture is parametrized with (``request.param``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{directory / 'store.db'}"
+    return request.getfixturevalue("pg_server").create_database()
+
+
 def wait_until(check: Callable[[], Any], timeout_s: float = 15.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -252,4 +262,24 @@ def seed(store: Any, images: Any) -> None:
     status = Status("river-01", at(1), "online", {"outbox": {"last_seq": 7 * 144 + 2}})
     batch.add(classify("machimori/v1/river/river-01/status", status.to_json(), 100))
     batch.add(classify("machimori/v1/river/river-01/telemetry", b"{broken", 100))
+    store.write(batch)
+
+
+# river-01 Normal (1.00 m), river-02 Caution (1.90 m), river-03 欠測, river-04 Danger (2.50 m)
+LEVELS = {"river-01": 1.0, "river-02": 1.9, "river-03": None, "river-04": 2.5}
+
+
+def seed_four_states(store: Any) -> None:
+    """Three readings per gauge, the last now: river-01 Normal, river-02 Caution, river-03
+    欠測 (the gauge reports it), river-04 Danger (from LoRaWAN: the level without a distance)."""
+    batch = Batch(received_ms=0)
+    for device, level in LEVELS.items():
+        for seq, minutes in enumerate((20, 10, 0)):
+            data = {"level_m": level, "valid": 9, "samples": 9, "distance_mm": 4200}
+            if level is None:
+                data = {"missing": "timeout", "valid": 0, "samples": 9}
+            elif device == "river-04":
+                del data["distance_mm"]  # as from LoRaWAN: the level only
+            env = Envelope(device, seq, at(minutes), "level", data)
+            batch.add(classify(str(Topic("river", device, "telemetry")), env.to_json(), 10**6))
     store.write(batch)

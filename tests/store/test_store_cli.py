@@ -63,7 +63,8 @@ def test_check_status_and_purge(tmp_path):
     )
     check = machimori("store", "check", "--config", str(config))
     assert check.returncode == 0, check.stderr
-    assert "4 river site(s)" in check.stdout and "tracker 2 d" in check.stdout
+    assert "4 river site(s), 2 camera(s)" in check.stdout and "tracker 2 d" in check.stdout
+    assert "CC-BY-4.0" in check.stdout
     assert "machimori web passwd" in check.stdout  # no staff login yet: says how
     status = machimori("store", "status", "--config", str(config))
     assert status.returncode == 0 and "0 device(s)" in status.stdout

@@ -63,6 +63,13 @@ def test_example_store_config_loads():
             "sites[0].levels_m",
             "required",
         ),
+        ("cameras:\n  - {device: cam-1, place: a, lat: 98, lon: 140}", "cameras[0]", "lat/lon"),
+        (
+            "cameras:\n  - {device: cam-1, place: a, lat: 38, lon: 140}\n"
+            "  - {device: cam-1, place: b, lat: 38, lon: 140}",
+            "cameras[1].device",
+            "listed once",
+        ),
     ],
 )
 def test_a_wrong_sites_file_names_the_key(tmp_path, text, key, words):
@@ -82,6 +89,13 @@ def test_a_wrong_sites_file_names_the_key(tmp_path, text, key, words):
         ("http: {timezone: Mars/Olympus}", "http", "unknown zone"),
         ("database: mysql://x", "", "postgresql"),
         ("http: {port: eighty}", "http.port", "an integer"),
+        ("http: {cors_origins: ['evil.example']}", "http", "scheme://host"),
+        ("http: {map_tiles: 'javascript:alert(1)'}", "http", "map_tiles"),
+        ("http: {licence_url: 'cc-by'}", "http", "licence"),
+        ("http: {sightings_grid_m: 10}", "http", "sightings_grid_m"),
+        ("ngsi: {service: nagai-city}", "ngsi", "Fiware-Service"),
+        ("ngsi: {service_path: river}", "ngsi", "service_path"),
+        ("ngsi: {notify_attempts: 0}", "ngsi", "notify_attempts"),
     ],
 )
 def test_a_wrong_store_config_names_the_key(tmp_path, text, key, words):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import yaml
 from store_helpers import JPEG, SITES, STAFF_PASSWORD, STAFF_USER, get, stored, wait_until
 
@@ -21,13 +20,6 @@ def badge(tab, device):
         f"(() => {{ const b = document.querySelector('#site-{device} .badge');"
         " return b && [b.textContent, getComputedStyle(b).backgroundColor]; })()"
     )
-
-
-@pytest.fixture
-def tab(browser):
-    page = browser.new_tab()
-    yield page
-    page.close()
 
 
 def test_the_river_page_shows_a_gauge_crossing_flood_caution_within_one_refresh(

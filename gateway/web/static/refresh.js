@@ -1,5 +1,6 @@
 // Swaps in a fresh copy of the page's live part every data-refresh seconds, and says plainly
-// when it cannot, so nobody takes old water levels for new ones.
+// when it cannot, so nobody takes old water levels for new ones. The time in that notice is in
+// the city's time zone (data-tz), as every other time on the page, whatever the phone's zone.
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -13,6 +14,20 @@
   live.parentNode.insertBefore(notice, live);
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  function cityTime(date) {
+    var zone = live.dataset.tz;
+    if (zone && window.Intl) {
+      var parts = {};
+      new Intl.DateTimeFormat("en-US", {
+        timeZone: zone, month: "numeric", day: "numeric", hour: "numeric", minute: "2-digit",
+        hourCycle: "h23"
+      }).formatToParts(date).forEach(function (p) { parts[p.type] = p.value; });
+      return parts.month + "/" + parts.day + " " + parseInt(parts.hour, 10) + ":" + parts.minute;
+    }
+    return (date.getMonth() + 1) + "/" + date.getDate() + " " + date.getHours() + ":" +
+      pad(date.getMinutes());
+  }
 
   function refresh() {
     fetch(live.dataset.src, { credentials: "same-origin", cache: "no-store" })
@@ -32,11 +47,10 @@
         });
         lastOk = new Date();
         notice.hidden = true;
+        document.dispatchEvent(new Event("live-updated"));
       })
       .catch(function () {
-        var when = (lastOk.getMonth() + 1) + "/" + lastOk.getDate() + " " +
-          lastOk.getHours() + ":" + pad(lastOk.getMinutes());
-        notice.textContent = (live.dataset.offline || "").replace("{time}", when);
+        notice.textContent = (live.dataset.offline || "").replace("{time}", cityTime(lastOk));
         notice.hidden = false;
       });
   }

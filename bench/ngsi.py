@@ -1,0 +1,141 @@
+"""The NGSI v2 view's cost for a city of ``--sites`` river gauges (three entities each) with a
+week of 10-minute readings: latency of the calls a FIWARE platform makes, against the river
+page's own data call (``/api/v1/sites``, which reads the same sites) measured in the same run,
+and the CPU one notifier comparison costs (it runs every ``ngsi.poll_s``).
+
+    python bench/ngsi.py [--sites 20] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.protocol import Envelope, Topic, utc_timestamp  # noqa: E402
+from gateway.store.config import HttpConfig, IngestConfig, StoreConfig  # noqa: E402
+from gateway.store.intake import Batch, classify  # noqa: E402
+from gateway.store.service import StoreService  # noqa: E402
+
+WEEK = 7 * 144  # 10-minute readings
+
+
+def sites_file(path: Path, n: int) -> None:
+    sites = [
+        {
+            "device": f"river-{i:02d}",
+            "name": f"観測所{i}",
+            "river": "最上川",
+            "lat": 38.05 + i * 0.005,
+            "lon": 140.0 + (i % 5) * 0.01,
+            "levels_m": {"standby": 1.0, "caution": 1.5, "evacuation": 2.0, "danger": 2.5},
+            "sensor_height_m": 5.0,
+        }
+        for i in range(1, n + 1)
+    ]
+    path.write_text(yaml.safe_dump({"sites": sites}, allow_unicode=True))
+
+
+def seed(service: StoreService, n: int) -> None:
+    now = time.time()
+    batch = Batch(received_ms=int(now * 1000))
+    for i in range(1, n + 1):
+        device = f"river-{i:02d}"
+        for k in range(WEEK):
+            at = utc_timestamp_at(now - (WEEK - 1 - k) * 600)
+            level = round(0.5 + (i % 6) * 0.4 + (k % 30) / 100, 3)
+            env = Envelope(device, k, at, "level", {"level_m": level, "valid": 9, "samples": 9})
+            batch.add(classify(str(Topic("river", device, "telemetry")), env.to_json(), 10**6))
+    service.store.write(batch)
+
+
+def utc_timestamp_at(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return utc_timestamp(datetime.fromtimestamp(seconds, UTC))
+
+
+def latency(url: str, n: int) -> tuple[float, float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            answer.read()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sites", type=int, default=20, help="river gauges in the city")
+    parser.add_argument("--requests", type=int, default=200, help="requests per call measured")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        sites_file(base / "sites.yaml", args.sites)
+        config = StoreConfig(
+            database=f"sqlite:///{base / 'store.db'}",
+            images_dir=base / "images",
+            sites_file=base / "sites.yaml",
+            ingest=IngestConfig(enabled=False),
+            http=HttpConfig(port=0),
+        )
+        service = StoreService(config)
+        service.start()
+        try:
+            seed(service, args.sites)
+            url = service.url
+            assert url is not None
+            print(f"city: {args.sites} gauges, {3 * args.sites} NGSI entities, a week of readings")
+            p50_base, p99_base = latency(url + "api/v1/sites", args.requests)
+            print(f"  baseline GET /api/v1/sites: p50 {p50_base:.1f} ms, p99 {p99_base:.1f} ms")
+            calls = {
+                "all entities (limit=1000)": "ngsi/v2/entities?limit=1000",
+                "q=floodLevelStatus==Danger": "ngsi/v2/entities?type=FloodMonitoring&q="
+                + quote("floodLevelStatus==Danger"),
+                "near;maxDistance:2000, keyValues": "ngsi/v2/entities?type=FloodMonitoring"
+                "&georel="
+                + quote("near;maxDistance:2000")
+                + "&geometry=point&coords="
+                + quote("38.1,140.02")
+                + "&options=keyValues",
+                "one attribute's value": "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01"
+                "/attrs/floodLevelStatus/value",
+            }
+            for name, path in calls.items():
+                p50, p99 = latency(url + path, args.requests)
+                print(
+                    f"  NGSI {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+                    f"(x{p50 / p50_base:.2f} of the baseline)"
+                )
+            notifier = service.http.notifier if service.http else None
+            assert notifier is not None
+            start = time.process_time()
+            rounds = 20
+            for _ in range(rounds):
+                notifier.check()
+            cpu_ms = (time.process_time() - start) * 1000 / rounds
+            poll_s = config.ngsi.poll_s
+            print(
+                f"  notifier: {cpu_ms:.1f} ms CPU per comparison, every {poll_s:g} s "
+                f"= {cpu_ms / poll_s / 10:.2f} % of a core"
+            )
+        finally:
+            service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
