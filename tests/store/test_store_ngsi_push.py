@@ -79,6 +79,14 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
     levels = Levels(run)
     for device in ("river-01", "river-02", "river-03", "river-04"):
         levels(device, 1.0)
+    # the notifier must have taken stock of these first: a subscription made before it looked
+    # would be told of them as news (an entity that appeared), and a test would read that
+    notifier = run.service.http.notifier
+    wait_until(
+        lambda: notifier._seen and "urn:ngsi-ld:FloodMonitoring:river-04" in notifier._seen,
+        15,
+        "the notifier's first look at the gauges",
+    )
     yield run, levels
     run.stop()
 
