@@ -22,7 +22,8 @@ without the answer means the downlink was lost, and the request goes down again,
 up to ``MAX_ATTEMPTS`` frames; then the network stops asking for the rest of the session and
 counts ``mac.unanswered``. A refusal (a NACK bit) is counted as ``mac.refused`` and asked again
 the same way. Answers the device repeats until it hears a downlink (RXParamSetupAns,
-RXTimingSetupAns, DlChannelAns, §5.4/5.7/5.8) are taken once.
+RXTimingSetupAns, DlChannelAns, §5.4/5.7/5.8), and answers to a request the device heard twice,
+are taken once.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ from gateway.lorawan.stats import Stats
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 4  # frames that carry one request before the network gives up on it
-FOPTS_MAX = 15
-STICKY = (mc.Cid.RX_PARAM_SETUP, mc.Cid.RX_TIMING_SETUP, mc.Cid.DL_CHANNEL)
 
 
 @dataclass(frozen=True)
@@ -152,9 +151,7 @@ class MacLayer:
                 replies.append(mc.DeviceTimeAns.at(up.when))
             else:
                 request = next((r for r in sent if r.CID == command.CID), None)
-                if request is None:
-                    if command.CID not in STICKY:
-                        self.stats.reject("mac.unsolicited")
+                if request is None:  # repeated (§5.4) or answering a request sent twice: taken once
                     continue
                 sent.remove(request)
                 answered.add(command.CID)

@@ -48,6 +48,7 @@ from gateway.lorawan.downlink import (
 from gateway.lorawan.fcnt import FCNT_MAX, FCntDecision, Verdict, reconstruct_fcnt
 from gateway.lorawan.forward import Gateway, Uplink, radio_metadata
 from gateway.lorawan.frames import (
+    MAX_FOPTS,
     DataFrame,
     FCtrl,
     FrameError,
@@ -58,7 +59,7 @@ from gateway.lorawan.frames import (
     join_request_mic_valid,
     parse_frame,
 )
-from gateway.lorawan.mac import FOPTS_MAX, MacLayer, MacSettings, MacState, UplinkInfo
+from gateway.lorawan.mac import MacLayer, MacSettings, MacState, UplinkInfo
 from gateway.lorawan.registry import Device, Registry
 from gateway.lorawan.sessions import QueuedDownlink, Session, SessionStore
 from gateway.lorawan.stats import Stats
@@ -499,7 +500,7 @@ class NetworkServer:
             return
         self.mac.sent(session.mac, commands)
         mac_bytes = maccommands.encode(commands)
-        on_port0 = item is None and len(mac_bytes) > FOPTS_MAX
+        on_port0 = item is None and len(mac_bytes) > MAX_FOPTS
         fcnt_down = session.fcnt_down
         session.fcnt_down += 1
         self._dirty[session.dev_eui] = session
@@ -541,7 +542,7 @@ class NetworkServer:
         size = max_mac_payload(up.dr, rx1_dr_offset=state.rx1_dr_offset, rx2_dr=state.rx2_dr)
         room = size - FHDR_LEN - (1 + len(item.payload) if item else 1)
         if item is not None:
-            room = min(room, FOPTS_MAX)
+            room = min(room, MAX_FOPTS)
         chosen: list[maccommands.MacCommand] = []
         for reply in replies:
             if len(reply.to_bytes()) <= room:
