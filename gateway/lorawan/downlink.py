@@ -84,11 +84,16 @@ def schedule(
     return Downlink(reception.gateway_eui, rx1, rx2)
 
 
-def max_mac_payload(uplink_dr: int, *, rx1_dr_offset: int, rx2_dr: int) -> int:
-    """The largest MACPayload (FHDR, FPort, FRMPayload) both receive windows carry under the
-    400 ms dwell limit, so a frame refused in RX1 still fits RX2."""
+def max_mac_payload(uplink_dr: int, *, rx1_dr_offset: int, rx2_dr: int, mode: RxWindowMode) -> int:
+    """The largest MACPayload (FHDR, FPort, FRMPayload) the windows ``mode`` may use carry under
+    the 400 ms dwell limit: in ``auto`` both, so a frame refused in RX1 still fits RX2."""
+    windows = {
+        "rx1": [region.rx1_dr(uplink_dr, rx1_dr_offset)],
+        "rx2": [rx2_dr],
+        "auto": [region.rx1_dr(uplink_dr, rx1_dr_offset), rx2_dr],
+    }[mode]
     sizes = []
-    for dr in (region.rx1_dr(uplink_dr, rx1_dr_offset), rx2_dr):
+    for dr in windows:
         limit = max_payload(dr, dwell_time=True)
         sizes.append(limit.m if limit is not None else 0)
     return min(sizes)

@@ -98,6 +98,17 @@ class MacState:
         is a device on the AS923 defaults."""
         return cls(**json.loads(text)) if text else cls()
 
+    def summary(self, dr: int) -> dict[str, object]:
+        """The device's radio state for the gateway's status (``devices``)."""
+        return {
+            "dr": dr,
+            "tx_power_dbm": region.tx_power_dbm(self.tx_power),
+            "channels": sum(1 for hz in self.channels if hz),
+            "battery": self.battery,
+            "margin_db": self.margin_db,
+            "status_at": self.status_at,
+        }
+
     def requests(self) -> list[mc.MacCommand]:
         return [mc.parse(bytes.fromhex(h), uplink=False)[0][0] for h in self.pending]
 

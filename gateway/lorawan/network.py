@@ -342,6 +342,7 @@ class NetworkServer:
         up = self._uplink_info(frame, phy, receptions)
         commands = self._mac_commands(session, frame, fcnt)
         replies = self.mac.on_uplink(session.mac, commands, up, device.id)
+        self.stats.device(device.id, session.mac.summary(up.dr))
         seq = self._deliver(device, session, frame, fcnt, phy, receptions)
         session.fcnt_up = fcnt
         self._dirty[session.dev_eui] = session
@@ -539,7 +540,12 @@ class NetworkServer:
             return []
         replies, up = mac
         state = session.mac
-        size = max_mac_payload(up.dr, rx1_dr_offset=state.rx1_dr_offset, rx2_dr=state.rx2_dr)
+        size = max_mac_payload(
+            up.dr,
+            rx1_dr_offset=state.rx1_dr_offset,
+            rx2_dr=state.rx2_dr,
+            mode=self.settings.rx_window,
+        )
         room = size - FHDR_LEN - (1 + len(item.payload) if item else 1)
         if item is not None:
             room = min(room, MAX_FOPTS)

@@ -122,10 +122,15 @@ class ChannelPlan:
         """The Join-Accept CFList: channels 2..6 as 24-bit little-endian units of 100 Hz, zeros
         for unused slots, then CFListType 0 (RP002 §2.8.4). None when the plan adds nothing."""
         extra = self.frequencies_hz[2 : 2 + CFLIST_CHANNELS]
-        if not extra:
-            return None
-        slots = list(extra) + [0] * (CFLIST_CHANNELS - len(extra))
-        return b"".join((hz // 100).to_bytes(3, "little") for hz in slots) + b"\x00"
+        return cf_list_bytes(list(extra)) if extra else None
+
+
+def cf_list_bytes(frequencies_hz: list[int]) -> bytes:
+    """A type-0 CFList: up to five frequencies (RP002 §2.8.4 for AS923, §2.4.4 for EU868)."""
+    if len(frequencies_hz) > CFLIST_CHANNELS:
+        raise ValueError(f"a CFList holds {CFLIST_CHANNELS} frequencies")
+    slots = list(frequencies_hz) + [0] * (CFLIST_CHANNELS - len(frequencies_hz))
+    return b"".join((hz // 100).to_bytes(3, "little") for hz in slots) + b"\x00"
 
 
 def parse_cf_list(cf_list: bytes) -> list[int]:

@@ -126,10 +126,12 @@ class LoRaWANDevice:
         *,
         confirmed: bool = False,
         adr_ack_req: bool = False,
+        fopts: bytes | None = None,
     ) -> bytes:
         """The next data uplink (FCntUp consumed); ``fport`` None sends an empty frame. It
         carries ACK if the last downlink was confirmed (acknowledgements are never repeated), the
-        ADR bit as the device is set, and the MAC answers it owes in FOpts."""
+        ADR bit as the device is set, and the MAC answers it owes in FOpts (``fopts`` sends those
+        octets instead, as a faulty device might)."""
         if self.nwk_s_key is None or self.app_s_key is None or self.dev_addr is None:
             raise RuntimeError("not joined: no session")
         adr_ack_req = self.mac.uplink_sent() or adr_ack_req
@@ -142,7 +144,7 @@ class LoRaWANDevice:
             payload=payload,
             confirmed=confirmed,
             fctrl=FCtrl(adr=self.mac.adr, ack=self.ack_pending, adr_ack_req=adr_ack_req),
-            fopts=b"" if fport == 0 else self.mac.fopts(),
+            fopts=fopts if fopts is not None else b"" if fport == 0 else self.mac.fopts(),
         )
         self.fcnt_up += 1
         self.ack_pending = False
