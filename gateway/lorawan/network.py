@@ -367,7 +367,7 @@ class NetworkServer:
             best_snr=max(snrs, default=None),
             gateways=len(receptions),
             adr=frame.fctrl.adr,
-            phy_size=len(phy),
+            phy_size=len(phy) - len(frame.fopts),  # the payload in use, without MAC answers
             when=self.clock.now(),
         )
 

@@ -14,6 +14,9 @@ what a real device would do:
 - with ADR on, ADR_ACK_CNT counts uplinks without a downlink: from ADR_ACK_LIMIT the device sets
   ADRACKReq, and every ADR_ACK_DELAY after it first restores full power, then steps the data rate
   down, never below DR2 while the dwell limit applies (§4.3.1.1, RP002 AS923);
+- answers go in FOpts only as far as they fit beside the payload at the data rate in use under
+  the 400 ms dwell limit; what does not fit is sent first in a frame of its own (FOpts, no FPort),
+  as LoRaMac-node based stacks flush pending MAC answers with an empty uplink;
 - uplinks go on a random enabled channel; Join-Requests on the two default channels.
 """
 
@@ -28,7 +31,7 @@ from gateway.lorawan.frames import MAX_FOPTS, JoinAccept
 ADR_ACK_LIMIT = 64
 ADR_ACK_DELAY = 32
 CHANNEL_SLOTS = 16
-STICKY = (mc.RXParamSetupAns, mc.RXTimingSetupAns, mc.DlChannelAns)
+_OWN = (mc.Cid.LINK_CHECK, mc.Cid.DEVICE_TIME)  # what the device asks, not answers
 
 
 class DeviceMac:
@@ -77,13 +80,22 @@ class DeviceMac:
         enabled = [hz for i, hz in enumerate(self.channels) if hz and self.ch_mask >> i & 1]
         return rng.choice(enabled)
 
-    def fopts(self) -> bytes:
-        """What the next uplink's FOpts carry: owed answers, the repeated ones, own requests."""
+    def owed(self) -> int:
+        """Octets of MAC commands the next uplink should carry."""
+        return sum(1 + c.SIZE for c in [*self.answers, *self.sticky, *self.requests])
+
+    def fopts(self, room: int) -> bytes:
+        """The next uplink's FOpts within ``room`` octets: owed answers, the repeated ones, own
+        requests, in that order; what does not fit waits for the next uplink."""
         out = b""
+        left: list[mc.MacCommand] = []
         for command in [*self.answers, *self.sticky, *self.requests]:
-            if len(out) + 1 + command.SIZE <= MAX_FOPTS:
+            if len(out) + 1 + command.SIZE <= min(room, MAX_FOPTS):
                 out += command.to_bytes()
-        self.answers, self.requests = [], []
+            elif command not in self.sticky:
+                left.append(command)
+        self.answers = [c for c in left if c.UPLINK and c.CID not in _OWN]
+        self.requests = [c for c in left if c.CID in _OWN]
         return out
 
     def uplink_sent(self) -> bool:

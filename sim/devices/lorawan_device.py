@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from edge.protocol.airtime import max_payload
 from edge.protocol.codecs import codec
 from gateway.lorawan import crypto
 from gateway.lorawan import maccommands as mc
 from gateway.lorawan.frames import (
+    MAX_FOPTS,
     DataFrame,
     FCtrl,
     FrameError,
@@ -119,6 +121,18 @@ class LoRaWANDevice:
         return accept
 
     # -- uplinks --------------------------------------------------------------------------------
+    def fopts_room(self, fport: int | None, payload: bytes) -> int:
+        """Octets of FOpts that fit beside ``payload`` at the data rate in use (dwell limit)."""
+        limit = max_payload(self.mac.dr, dwell_time=self.mac.uplink_dwell)
+        size = limit.m if limit is not None else 0
+        beside = 7 + (0 if fport is None else 1 + len(payload))  # FHDR, FPort, FRMPayload
+        return max(0, min(MAX_FOPTS, size - beside))
+
+    def owes_more_than_fits(self, fport: int | None, payload: bytes) -> bool:
+        """Whether MAC answers are owed that this uplink cannot carry (send ``uplink(None)``
+        first, as the modems' stacks do)."""
+        return self.mac.owed() > self.fopts_room(fport, payload)
+
     def uplink(
         self,
         fport: int | None,
@@ -144,7 +158,11 @@ class LoRaWANDevice:
             payload=payload,
             confirmed=confirmed,
             fctrl=FCtrl(adr=self.mac.adr, ack=self.ack_pending, adr_ack_req=adr_ack_req),
-            fopts=fopts if fopts is not None else b"" if fport == 0 else self.mac.fopts(),
+            fopts=fopts
+            if fopts is not None
+            else b""
+            if fport == 0
+            else self.mac.fopts(self.fopts_room(fport, payload)),
         )
         self.fcnt_up += 1
         self.ack_pending = False

@@ -121,10 +121,18 @@ class ModemRadio:
 
     def send(self, port: int, payload: bytes, *, confirmed: bool) -> tuple[bool, Downlink | None]:
         """One data uplink at the device's data rate: (acknowledged, the downlink that came
-        back, if any)."""
+        back, if any). MAC answers that do not fit beside the payload go first, alone; a city
+        command the network put in that frame's answer is reported as the modem would."""
+        hear = lambda phy: self.device.downlink(phy, self.snr)  # noqa: E731
+        flushed = None
+        if self.device.owes_more_than_fits(port, payload):
+            flushed = self._exchange(self.device.uplink(None), hear)
         frame = self.device.uplink(port, payload, confirmed=confirmed)
-        downlink = self._exchange(frame, lambda phy: self.device.downlink(phy, self.snr))
-        return (downlink is not None and downlink.ack), downlink
+        downlink = self._exchange(frame, hear)
+        acked = downlink is not None and downlink.ack
+        if (downlink is None or not downlink.fport) and flushed is not None and flushed.fport:
+            downlink = flushed
+        return acked, downlink
 
     def miss_downlinks(self, windows: int) -> None:
         self._deaf_windows = windows
