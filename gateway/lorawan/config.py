@@ -70,7 +70,7 @@ class LoRaWANConfig:
         try:
             plan = region.ChannelPlan.with_extra(self.channels_mhz)
         except ValueError as exc:
-            raise ValueError(f"channels_mhz: {exc}") from None
+            raise ValueError(f"channels_mhz to be AS923-1 channels: {exc}") from None
         if not region.DWELL_MIN_DR <= self.rx2_dr <= region.MAX_RX1_DR:
             raise ValueError("rx2_dr to be 2..5 (AS923 under the 400 ms dwell limit)")
         if not 1 <= self.rx1_delay_s <= 15:

@@ -96,14 +96,14 @@ class ChannelPlan:
     def __post_init__(self) -> None:
         f = self.frequencies_hz
         if f[:2] != DEFAULT_CHANNELS_HZ:
-            raise ValueError("the plan to start with the AS923 default channels 923.2, 923.4 MHz")
+            raise ValueError("the plan starts with the AS923 default channels 923.2, 923.4 MHz")
         if len(f) > MAX_CHANNELS:
-            raise ValueError(f"at most {MAX_CHANNELS} channels (one concentrator)")
+            raise ValueError(f"a plan has at most {MAX_CHANNELS} channels (one concentrator)")
         if len(set(f)) != len(f):
-            raise ValueError("each channel frequency once")
+            raise ValueError("a frequency appears twice")
         for hz in f:
             if not BAND_HZ[0] <= hz <= BAND_HZ[1] or hz % 100:
-                raise ValueError(f"{hz} Hz: channels to be in 915..928 MHz, in steps of 100 Hz")
+                raise ValueError(f"{hz / 1e6:g} MHz is not in 915..928 MHz in steps of 100 Hz")
 
     @classmethod
     def with_extra(cls, extra_mhz: list[float]) -> ChannelPlan:
