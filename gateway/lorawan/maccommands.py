@@ -14,7 +14,7 @@ sent as 24-bit little-endian units of 100 Hz.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import ClassVar
@@ -91,6 +91,25 @@ class MacCommand:
         return cls()
 
 
+class _StatusAns(MacCommand):
+    """An answer of one status octet whose fields are its flags, the first in the highest bit
+    used; ``accepted`` when every one is set."""
+
+    SIZE = 1
+
+    @property
+    def accepted(self) -> bool:
+        return all(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
+
+    def payload(self) -> bytes:
+        return bytes([_bits(*(getattr(self, f.name) for f in fields(self)))])  # type: ignore[arg-type]
+
+    @classmethod
+    def from_payload(cls, data: bytes) -> MacCommand:
+        count = len(fields(cls))  # type: ignore[arg-type]
+        return cls(*(_flag(data[0], count - 1 - i) for i in range(count)))
+
+
 # -- device -> network ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LinkCheckReq(MacCommand):
@@ -101,26 +120,14 @@ class LinkCheckReq(MacCommand):
 
 
 @dataclass(frozen=True)
-class LinkADRAns(MacCommand):
+class LinkADRAns(_StatusAns):
     """Whether the device accepted the TXPower, DataRate and ChMask of a LinkADRReq (§5.3)."""
 
     CID = Cid.LINK_ADR
     UPLINK = True
-    SIZE = 1
     power_ack: bool = True
     dr_ack: bool = True
     ch_mask_ack: bool = True
-
-    @property
-    def accepted(self) -> bool:
-        return self.power_ack and self.dr_ack and self.ch_mask_ack
-
-    def payload(self) -> bytes:
-        return bytes([_bits(self.power_ack, self.dr_ack, self.ch_mask_ack)])
-
-    @classmethod
-    def from_payload(cls, data: bytes) -> LinkADRAns:
-        return cls(_flag(data[0], 2), _flag(data[0], 1), _flag(data[0], 0))
 
 
 @dataclass(frozen=True)
@@ -130,27 +137,15 @@ class DutyCycleAns(MacCommand):
 
 
 @dataclass(frozen=True)
-class RXParamSetupAns(MacCommand):
+class RXParamSetupAns(_StatusAns):
     """Whether the device took RX1DROffset, RX2 DataRate and RX2 frequency (§5.4); repeated in
     every uplink until the device receives a downlink."""
 
     CID = Cid.RX_PARAM_SETUP
     UPLINK = True
-    SIZE = 1
     rx1_dr_offset_ack: bool = True
     rx2_dr_ack: bool = True
     channel_ack: bool = True
-
-    @property
-    def accepted(self) -> bool:
-        return self.rx1_dr_offset_ack and self.rx2_dr_ack and self.channel_ack
-
-    def payload(self) -> bytes:
-        return bytes([_bits(self.rx1_dr_offset_ack, self.rx2_dr_ack, self.channel_ack)])
-
-    @classmethod
-    def from_payload(cls, data: bytes) -> RXParamSetupAns:
-        return cls(_flag(data[0], 2), _flag(data[0], 1), _flag(data[0], 0))
 
 
 @dataclass(frozen=True)
@@ -176,25 +171,13 @@ class DevStatusAns(MacCommand):
 
 
 @dataclass(frozen=True)
-class NewChannelAns(MacCommand):
+class NewChannelAns(_StatusAns):
     """Whether the device took a NewChannelReq's data-rate range and frequency (§5.6)."""
 
     CID = Cid.NEW_CHANNEL
     UPLINK = True
-    SIZE = 1
     dr_range_ok: bool = True
     frequency_ok: bool = True
-
-    @property
-    def accepted(self) -> bool:
-        return self.dr_range_ok and self.frequency_ok
-
-    def payload(self) -> bytes:
-        return bytes([_bits(self.dr_range_ok, self.frequency_ok)])
-
-    @classmethod
-    def from_payload(cls, data: bytes) -> NewChannelAns:
-        return cls(_flag(data[0], 1), _flag(data[0], 0))
 
 
 @dataclass(frozen=True)
@@ -212,21 +195,13 @@ class TxParamSetupAns(MacCommand):
 
 
 @dataclass(frozen=True)
-class DlChannelAns(MacCommand):
+class DlChannelAns(_StatusAns):
     """Repeated in every uplink until the device receives a downlink (§5.8)."""
 
     CID = Cid.DL_CHANNEL
     UPLINK = True
-    SIZE = 1
     uplink_frequency_exists: bool = True
     frequency_ok: bool = True
-
-    def payload(self) -> bytes:
-        return bytes([_bits(self.uplink_frequency_exists, self.frequency_ok)])
-
-    @classmethod
-    def from_payload(cls, data: bytes) -> DlChannelAns:
-        return cls(_flag(data[0], 1), _flag(data[0], 0))
 
 
 @dataclass(frozen=True)
