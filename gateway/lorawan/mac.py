@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
 
+from edge.runtime.clock import Clock
 from gateway.lorawan import adr, region
 from gateway.lorawan import maccommands as mc
 from gateway.lorawan.stats import Stats
@@ -90,7 +90,7 @@ class MacState:
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(vars(self), separators=(",", ":"))  # fields are plain JSON values
 
     @classmethod
     def from_json(cls, text: str) -> MacState:
@@ -126,13 +126,15 @@ class UplinkInfo:
     gateways: int
     adr: bool
     phy_size: int
-    when: datetime
 
 
 class MacLayer:
-    def __init__(self, settings: MacSettings, stats: Stats) -> None:
+    """``clock`` gives the time of an uplink being handled (DeviceTimeAns, DevStatusAns)."""
+
+    def __init__(self, settings: MacSettings, stats: Stats, clock: Clock) -> None:
         self.settings = settings
         self.stats = stats
+        self.clock = clock
 
     # -- uplink ---------------------------------------------------------------------------------
     def read(self, data: bytes) -> list[mc.MacCommand]:
@@ -159,7 +161,7 @@ class MacLayer:
                 margin = 0 if up.best_snr is None else round(up.best_snr - floor)
                 replies.append(mc.LinkCheckAns(max(0, min(254, margin)), min(255, up.gateways)))
             elif isinstance(command, mc.DeviceTimeReq):
-                replies.append(mc.DeviceTimeAns.at(up.when))
+                replies.append(mc.DeviceTimeAns.at(self.clock.now()))
             else:
                 request = next((r for r in sent if r.CID == command.CID), None)
                 if request is None:  # repeated (§5.4) or answering a request sent twice: taken once
@@ -219,24 +221,24 @@ class MacLayer:
         elif isinstance(request, mc.DevStatusReq) and isinstance(answer, mc.DevStatusAns):
             state.status_due = False
             state.battery, state.margin_db = answer.battery, answer.margin
-            state.status_at = up.when.isoformat(timespec="seconds")
+            state.status_at = self.clock.now().isoformat(timespec="seconds")
             fields = {"device": device_id, "battery": answer.battery, "margin": answer.margin}
             log.info("device status", extra={"fields": fields})
 
     # -- downlink -------------------------------------------------------------------------------
-    def wanted(self, state: MacState, up: UplinkInfo) -> list[mc.MacCommand]:
-        """Every request the device should get now, most important first."""
+    def wanted(self, state: MacState, up: UplinkInfo, *, riding: bool) -> list[mc.MacCommand]:
+        """Every request the device should get now, most important first: empty when none
+        justifies a downlink of its own, unless a downlink goes anyway (``riding``), which also
+        takes the requests that only ride along."""
         s, plan = self.settings, self.settings.plan.frequencies_hz
         wanted: list[mc.MacCommand] = []
-        if not state.tx_params_set:
-            eirp = mc.MAX_EIRP_CODES_DBM.index(region.MAX_EIRP_DBM)
-            wanted.append(mc.TxParamSetupReq(downlink_dwell=True, uplink_dwell=True, max_eirp=eirp))
-        for index, hz in enumerate(plan):
-            if not state.holds(index, hz):
-                wanted.append(mc.NewChannelReq(index, hz, region.MIN_UPLINK_DR, s.adr_max_dr))
-        for index in range(len(plan), len(state.channels)):
-            if state.channels[index]:  # a channel the city no longer listens on
-                wanted.append(mc.NewChannelReq(index, 0, 0, 0))
+        if state.channels != list(plan):  # most uplinks: the device holds the plan already
+            for index, hz in enumerate(plan):
+                if not state.holds(index, hz):
+                    wanted.append(mc.NewChannelReq(index, hz, region.MIN_UPLINK_DR, s.adr_max_dr))
+            for index in range(len(plan), len(state.channels)):
+                if state.channels[index]:  # a channel the city no longer listens on
+                    wanted.append(mc.NewChannelReq(index, 0, 0, 0))
         if (state.rx1_dr_offset, state.rx2_dr) != (s.rx1_dr_offset, s.rx2_dr):
             wanted.append(mc.RXParamSetupReq(s.rx1_dr_offset, s.rx2_dr, region.RX2_FREQUENCY_HZ))
         if state.rx_delay_s != s.rx_delay_s:
@@ -246,7 +248,15 @@ class MacLayer:
         link = self._link_adr(state, up)
         if link is not None:
             wanted.append(link)
-        if state.status_due or state.status_at is None:
+        if state.status_due:
+            wanted.append(mc.DevStatusReq())
+        wanted = [r for r in wanted if state.attempts.get(str(r.CID), 0) < MAX_ATTEMPTS]
+        if not (wanted or riding):
+            return []
+        if not state.tx_params_set:
+            eirp = mc.MAX_EIRP_CODES_DBM.index(region.MAX_EIRP_DBM)
+            wanted.insert(0, mc.TxParamSetupReq(True, True, eirp))
+        if state.status_at is None and not state.status_due:
             wanted.append(mc.DevStatusReq())
         return [r for r in wanted if state.attempts.get(str(r.CID), 0) < MAX_ATTEMPTS]
 
@@ -270,16 +280,6 @@ class MacLayer:
         if mask != state.ch_mask:
             return mc.LinkADRReq(mc.KEEP, mc.KEEP, mask, 0, nb_trans=0)
         return None
-
-    def urgent(self, state: MacState, commands: list[mc.MacCommand]) -> bool:
-        """Whether ``commands`` justify a downlink of their own."""
-        for command in commands:
-            if isinstance(command, mc.TxParamSetupReq):
-                continue
-            if isinstance(command, mc.DevStatusReq) and not state.status_due:
-                continue
-            return True
-        return False
 
     def choose(self, wanted: list[mc.MacCommand], room: int) -> list[mc.MacCommand]:
         """The requests, in order, that fit ``room`` octets."""

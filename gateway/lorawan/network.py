@@ -168,7 +168,7 @@ class NetworkServer:
         # a counter is never advanced past a reading that is not on disk.
         self.output_batch: Callable[[], AbstractContextManager[None]] = nullcontext
         self.dev_addrs = DevAddrSpace.for_net_id(settings.net_id)
-        self.mac = MacLayer(settings.mac, stats)
+        self.mac = MacLayer(settings.mac, stats, clock)
         self._rng = random.Random()
         # What a batch changed, written and then sent once its transaction commits:
         self._dirty: dict[str, Session] = {}
@@ -368,7 +368,6 @@ class NetworkServer:
             gateways=len(receptions),
             adr=frame.fctrl.adr,
             phy_size=len(phy) - len(frame.fopts),  # the payload in use, without MAC answers
-            when=self.clock.now(),
         )
 
     def _mac_commands(
@@ -491,8 +490,9 @@ class NetworkServer:
         frame. A command goes as ConfirmedDataDown, and its attempt is counted with the FCntDown
         it uses."""
         item = queued[0] if queued else None
-        commands = self._fit(session, mac, item)
-        if not (ack or item or adr_ack_req or self.mac.urgent(session.mac, commands)):
+        going = ack or item is not None or adr_ack_req
+        commands = self._fit(session, mac, item, going=going)
+        if not (going or commands):
             return
         reception = self._route(receptions)
         if reception is None:
@@ -533,13 +533,19 @@ class NetworkServer:
         session: Session,
         mac: tuple[list[maccommands.MacCommand], UplinkInfo] | None,
         item: QueuedDownlink | None,
+        *,
+        going: bool,
     ) -> list[maccommands.MacCommand]:
         """The MAC commands this frame carries: answers, then requests, within what both receive
-        windows carry beside the command (FOpts at most 15 octets when a command rides along)."""
+        windows carry beside the command (FOpts at most 15 octets when a command rides along).
+        Empty when nothing justifies a downlink and none goes anyway (``going``)."""
         if mac is None:
             return []
         replies, up = mac
         state = session.mac
+        wanted = self.mac.wanted(state, up, riding=going or bool(replies))
+        if not (replies or wanted):
+            return []
         size = max_mac_payload(
             up.dr,
             rx1_dr_offset=state.rx1_dr_offset,
@@ -554,7 +560,7 @@ class NetworkServer:
             if len(reply.to_bytes()) <= room:
                 chosen.append(reply)
                 room -= len(reply.to_bytes())
-        return chosen + self.mac.choose(self.mac.wanted(state, up), room)
+        return chosen + self.mac.choose(wanted, room)
 
     def enqueue(
         self,
