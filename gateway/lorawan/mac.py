@@ -153,7 +153,6 @@ class MacLayer:
         """Apply what the uplink answers, note its SNR; return the answers that go down now."""
         sent = state.requests()
         state.pending = []
-        answered: set[int] = set()
         replies: list[mc.MacCommand] = []
         for command in commands:
             if isinstance(command, mc.LinkCheckReq):
@@ -167,7 +166,6 @@ class MacLayer:
                 if request is None:  # repeated (§5.4) or answering a request sent twice: taken once
                     continue
                 sent.remove(request)
-                answered.add(command.CID)
                 self._apply(state, request, command, up, device_id)
         for request in sent:  # not answered: the frame that carried it was lost
             if state.attempts.get(str(request.CID), 0) >= MAX_ATTEMPTS:
@@ -210,6 +208,8 @@ class MacLayer:
             state.channels[request.ch_index] = request.frequency_hz
             if request.frequency_hz:
                 state.ch_mask |= 1 << request.ch_index
+            else:
+                state.ch_mask &= ~(1 << request.ch_index)
         elif isinstance(request, mc.RXParamSetupReq):
             state.rx1_dr_offset, state.rx2_dr = request.rx1_dr_offset, request.rx2_dr
         elif isinstance(request, mc.RXTimingSetupReq):
