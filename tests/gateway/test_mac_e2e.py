@@ -84,8 +84,8 @@ MODEMS = {
 @pytest.mark.parametrize(
     ("model", "snr", "dr", "seed"),
     [
-        *[("rak3172", 8.0, 5, seed) for seed in (1, 2, 3)],  # a gauge near the gateway
-        *[("lora_e5", -11.0, 2, seed) for seed in (1, 2, 3)],  # one far up the valley
+        *[("rak3172", 8.0, 5, seed) for seed in (1, 2)],  # a gauge near the gateway
+        *[("lora_e5", -11.0, 2, seed) for seed in (1, 2)],  # one far up the valley
         ("lora_e5", 9.0, 5, 4),
         ("rak3172", -12.0, 2, 5),
     ],
@@ -97,7 +97,7 @@ def test_a_gauge_joins_uses_the_city_channels_and_adr_sets_its_rate(
     config = make_config(broker, lorawan={"dedup_window_s": 0.02, "channels_mhz": EXTRA_MHZ})
     with gateway(config) as gw:
         pf = forwarders(gw.address, GW_EUI)
-        radio = ModemRadio(Keys(OTAA_EUI, keys.app_key), pf, lsnr=snr, rx_window_s=0.25, seed=seed)
+        radio = ModemRadio(Keys(OTAA_EUI, keys.app_key), pf, lsnr=snr, rx_window_s=0.4, seed=seed)
         key_file = tmp_path / "appkey"
         key_file.write_text(keys.app_key.hex())
         sim_class, driver_model = MODEMS[model]
@@ -133,7 +133,7 @@ def test_a_gauge_joins_uses_the_city_channels_and_adr_sets_its_rate(
         assert used - set(region.DEFAULT_CHANNELS_HZ)  # the CFList's channels carry traffic
         assert radios[-1]["dr"] == dr and radios[0]["dr"] == 2
         device = gw.stats.snapshot()["devices"]["river-lora-01"]
-        assert device["channels"] == 8 and device["battery"] == 254
+        assert device["channels"] == 8 and device["battery"] == 254, gw.stats.snapshot()
         if dr == 5:
             assert device["tx_power_dbm"] < region.MAX_EIRP_DBM  # and its power came down
         assert gw.stats.rejected == {}
