@@ -13,9 +13,10 @@ carries and says what goes down next:
   RXParamSetupReq / RXTimingSetupReq / DutyCycleReq when the config differs from the device's,
   LinkADRReq for the channel mask and for ADR, and DevStatusReq every ``dev_status_every``
   uplinks. Each of these makes a downlink go even when nothing else would.
-- requests that only ride along when a downlink goes anyway, so a session costs no extra frame
-  for them: TxParamSetupReq (the AS923 dwell limits and MaxEIRP the device already defaults to,
-  stated once a session) and the session's first DevStatusReq.
+- requests that only ride along when a downlink goes anyway, and only when the device can answer
+  beside the payload it sends, so they never cost it a frame: TxParamSetupReq (the AS923 dwell
+  limits and MaxEIRP the device already defaults to, stated once a session) and the session's
+  first DevStatusReq.
 
 A request stands until its answer arrives: the device answers in its next uplink, so an uplink
 without the answer means the downlink was lost, and the request goes down again, in a new frame,
@@ -32,9 +33,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 
+from edge.protocol.airtime import max_payload
 from edge.runtime.clock import Clock
 from gateway.lorawan import adr, region
 from gateway.lorawan import maccommands as mc
+from gateway.lorawan.adr import PHY_OVERHEAD
+from gateway.lorawan.frames import MAX_FOPTS
 from gateway.lorawan.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -126,6 +130,13 @@ class UplinkInfo:
     gateways: int
     adr: bool
     phy_size: int
+
+
+def _answer_room(up: UplinkInfo) -> int:
+    """Octets of FOpts the device has beside the payload it sends, at the data rate it uses."""
+    limit = max_payload(up.dr, dwell_time=True)
+    mac_payload = up.phy_size - PHY_OVERHEAD  # FHDR, FPort and FRMPayload, without FOpts
+    return min(MAX_FOPTS, (limit.m if limit else 0) - mac_payload)
 
 
 class MacLayer:
@@ -253,10 +264,15 @@ class MacLayer:
         wanted = [r for r in wanted if state.attempts.get(str(r.CID), 0) < MAX_ATTEMPTS]
         if not (wanted or riding):
             return []
-        if not state.tx_params_set:
+        # Those that ride along are asked only if the device can answer beside its payload, so
+        # they never cost it a frame of its own (at DR2, 2 octets beside a 9-octet reading).
+        room = _answer_room(up)
+        if not state.tx_params_set and room >= 1 + mc.TxParamSetupAns.SIZE:
             eirp = mc.MAX_EIRP_CODES_DBM.index(region.MAX_EIRP_DBM)
             wanted.insert(0, mc.TxParamSetupReq(True, True, eirp))
-        if state.status_at is None and not state.status_due:
+            room -= 1 + mc.TxParamSetupAns.SIZE
+        first_status = state.status_at is None and not state.status_due
+        if first_status and room >= 1 + mc.DevStatusAns.SIZE:
             wanted.append(mc.DevStatusReq())
         return [r for r in wanted if state.attempts.get(str(r.CID), 0) < MAX_ATTEMPTS]
 

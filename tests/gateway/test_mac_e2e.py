@@ -94,7 +94,8 @@ def test_a_gauge_joins_uses_the_city_channels_and_adr_sets_its_rate(
     broker, make_config, gateway, forwarders, keys, watch, tmp_path, model, snr, dr, seed
 ):
     watcher = watch(broker)
-    config = make_config(broker, lorawan={"dedup_window_s": 0.02, "channels_mhz": EXTRA_MHZ})
+    lorawan = {"dedup_window_s": 0.02, "channels_mhz": EXTRA_MHZ, "dev_status_every": 8}
+    config = make_config(broker, lorawan=lorawan)
     with gateway(config) as gw:
         pf = forwarders(gw.address, GW_EUI)
         radio = ModemRadio(Keys(OTAA_EUI, keys.app_key), pf, lsnr=snr, rx_window_s=0.4, seed=seed)
