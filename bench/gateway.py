@@ -74,6 +74,9 @@ def provision(directory: Path, broker: Mosquitto, devices: int, sync: str) -> tu
         "gateway": {"id": "gw-bench"},
         "registry": "devices.yaml",
         "udp": {"bind": "127.0.0.1", "port": 0},
+        # The bench forwarder opens no downlink route (no PULL_DATA): the periodic DevStatusReq,
+        # one downlink per 96 uplinks, is off so the uplink path is measured as before.
+        "lorawan": {"dev_status_every": 0},
         "mqtt": {"host": broker.host, "port": broker.port},
         "outbox": {"path": str(directory / "outbox.db"), "sync": sync},
         "state": {"path": str(directory / "state.db"), "sync": sync},

@@ -252,6 +252,8 @@ class Demo:
             "mode": "udp",
             "registry": str(self.city.out / "devices.yaml"),  # written by `provision sync`
             "udp": {"bind": "127.0.0.1", "port": udp_port},
+            # the city's eight-channel AS923-1 plan: the gauges take it from the CFList
+            "lorawan": {"channels_mhz": [922.0, 922.2, 922.4, 922.6, 922.8, 923.0]},
             "mqtt": self._mqtt({}, GATEWAY_ID),
             "outbox": {"path": str(self.workdir / "gateway" / "outbox.db")},
             "state": {"path": str(self.workdir / "gateway" / "state.db")},

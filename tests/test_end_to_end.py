@@ -90,10 +90,10 @@ class LoraGauges:
     def _run(self) -> None:
         while not self.stop_event.is_set():
             for device, radio in self.radios.items():
-                if not radio.joined and not radio.join(dr=2):
+                if not radio.joined and not radio.join():  # at the MAC layer's DR2
                     continue
                 port, payload = level_payload(self.next[device])
-                acknowledged, _ = radio.send(port, payload, confirmed=True, dr=2)
+                acknowledged, _ = radio.send(port, payload, confirmed=True)
                 if acknowledged:
                     self.next[device] += 1
             self.stop_event.wait(0.1)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edge.runtime import logs
 from edge.runtime.config import ConfigError
+from gateway.lorawan import region
 from gateway.lorawan.config import GatewayConfig
 from gateway.lorawan.registry import Registry
 from gateway.lorawan.sessions import SessionStore
@@ -101,6 +102,8 @@ def _check(path: Path, config: GatewayConfig, registry: Registry) -> int:
     abp = sum(d.abp is not None for d in registry.devices)
     print(f"{path}: ok — gateway {config.gateway.id}, {config.mode} mode")
     print(f"  uplinks   {where}")
+    plan = config.lorawan.settings.mac.plan.frequencies_hz
+    print(f"  channels  {', '.join(f'{hz / 1e6:g}' for hz in plan)} MHz (AS923-1)")
     print(f"  broker    {config.mqtt.host}:{config.mqtt.port}")
     print(
         f"  registry  {config.registry}: {len(registry.devices)} devices ({otaa} OTAA, {abp} ABP)"
@@ -128,7 +131,8 @@ def _run(config: GatewayConfig, log_level: str | None) -> int:
 
 def _sessions(store: SessionStore, registry: Registry) -> int:
     sessions = {s.dev_eui: s for s in store.sessions()}
-    rows = [("device", "dev_eui", "mode", "dev_addr", "fcnt_up", "fcnt_down", "last_seq", "since")]
+    header = ("device", "dev_eui", "mode", "dev_addr", "fcnt_up", "fcnt_down", "last_seq")
+    rows = [(*header, "channels", "tx_dbm", "battery", "margin_db", "since")]
     for device in registry.devices:
         session = sessions.get(device.eui)
         last_seq = store.last_seq(device.id)
@@ -141,6 +145,10 @@ def _sessions(store: SessionStore, registry: Registry) -> int:
                 _text(session.fcnt_up if session else None),
                 _text(session.fcnt_down if session else None),
                 _text(last_seq),
+                _text(sum(1 for hz in session.mac.channels if hz) if session else None),
+                _text(region.tx_power_dbm(session.mac.tx_power) if session else None),
+                _text(session.mac.battery if session else None),
+                _text(session.mac.margin_db if session else None),
                 session.activated_at if session else "not activated",
             )
         )

@@ -12,6 +12,7 @@ from edge.runtime.host import OutboxConfig
 from edge.runtime.uplink import MqttConfig
 from gateway.lorawan import region
 from gateway.lorawan.downlink import RxWindowMode
+from gateway.lorawan.mac import MacSettings
 from gateway.lorawan.network import NetworkSettings
 from gateway.lorawan.registry import parse_hex
 from gateway.lorawan.sessions import Sync
@@ -51,10 +52,37 @@ class LoRaWANConfig:
     dedup_window_s: float = 0.2  # how long copies from other gateways are collected
     max_fcnt_gap: int | None = 16384  # LoRaWAN 1.0.3 MAX_FCNT_GAP; null trusts the MIC alone
     cmd_max_attempts: int = 4  # confirmed downlinks carrying one command before it is given up
+    # The city's channels besides 923.2 and 923.4 MHz (at most 6, as the forwarders listen):
+    # sent in the Join-Accept CFList and by NewChannelReq. Uplinks elsewhere are refused.
+    channels_mhz: list[float] = field(default_factory=list)
+    rx2_dr: int = region.RX2_DR  # RX2 data rate (923.2 MHz): Join-Accept, RXParamSetupReq
+    rx1_delay_s: int = region.RECEIVE_DELAY1_S  # RX1 delay: Join-Accept, RXTimingSetupReq
+    max_duty_cycle: int = 0  # DutyCycleReq: aggregated duty cycle 1/2^n; 0 no limit
+    adr_margin_db: float = 10.0  # installation margin of ADR (ChirpStack's default)
+    adr_max_dr: int = region.MAX_RX1_DR  # the highest data rate ADR moves a device to
+    dev_status_every: int = 96  # uplinks between DevStatusReqs (battery, margin); 0: never
 
     def __post_init__(self) -> None:
         if not 0 <= self.rx1_dr_offset <= 7:
             raise ValueError("rx1_dr_offset to be 0..7")
+        if len(self.channels_mhz) > region.MAX_CHANNELS - 2:
+            raise ValueError(f"channels_mhz to list at most {region.MAX_CHANNELS - 2} channels")
+        try:
+            plan = region.ChannelPlan.with_extra(self.channels_mhz)
+        except ValueError as exc:
+            raise ValueError(f"channels_mhz to be AS923-1 channels: {exc}") from None
+        if not region.DWELL_MIN_DR <= self.rx2_dr <= region.MAX_RX1_DR:
+            raise ValueError("rx2_dr to be 2..5 (AS923 under the 400 ms dwell limit)")
+        if not 1 <= self.rx1_delay_s <= 15:
+            raise ValueError("rx1_delay_s to be 1..15")
+        if not 0 <= self.max_duty_cycle <= 15:
+            raise ValueError("max_duty_cycle to be 0..15")
+        if not region.DWELL_MIN_DR <= self.adr_max_dr <= region.MAX_RX1_DR:
+            raise ValueError("adr_max_dr to be 2..5")
+        if not 0 <= self.adr_margin_db <= 30:
+            raise ValueError("adr_margin_db to be 0..30 dB")
+        if self.dev_status_every < 0:
+            raise ValueError("dev_status_every to be 0 (never) or more uplinks")
         if not 0 <= self.tx_power_dbm <= region.MAX_EIRP_DBM:
             raise ValueError(f"tx_power_dbm to be 0..{region.MAX_EIRP_DBM} (AS923 max EIRP)")
         if not 0 <= self.dedup_window_s <= 0.5:
@@ -64,10 +92,19 @@ class LoRaWANConfig:
         self.settings = NetworkSettings(
             net_id=parse_hex(self.net_id, 6, "net_id"),
             rx_window=self.rx_window,
-            rx1_dr_offset=self.rx1_dr_offset,
             tx_power_dbm=self.tx_power_dbm,
             max_fcnt_gap=self.max_fcnt_gap,
             cmd_max_attempts=self.cmd_max_attempts,
+            mac=MacSettings(
+                plan=plan,
+                rx1_dr_offset=self.rx1_dr_offset,
+                rx2_dr=self.rx2_dr,
+                rx_delay_s=self.rx1_delay_s,
+                max_duty_cycle=self.max_duty_cycle,
+                adr_margin_db=self.adr_margin_db,
+                adr_max_dr=self.adr_max_dr,
+                dev_status_every=self.dev_status_every,
+            ),
         )
 
 

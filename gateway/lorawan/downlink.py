@@ -4,8 +4,10 @@ The packet forwarder schedules a ``txpk`` on its concentrator's microsecond coun
 is sent at once and carries ``tmst`` = uplink ``tmst`` + the receive delay: JOIN_ACCEPT_DELAY1
 (5 s) for a Join-Accept, RECEIVE_DELAY1 (1 s) for data, one second more for RX2. RX1 is on the
 uplink's frequency at its data rate less the RX1DROffset (AS923, with the dwell limit); RX2 is
-923.2 MHz at DR2. In ``auto`` mode RX2 is the fallback when the forwarder refuses RX1 (TX_ACK
-TOO_LATE, a collision...).
+923.2 MHz at the RX2 data rate (DR2 unless RXParamSetupReq moved it). RECEIVE_DELAY1 is the
+device's (1 s unless RXTimingSetupReq moved it). In ``auto`` mode RX2 is the fallback when the
+forwarder refuses RX1 (TX_ACK TOO_LATE, a collision...). An RX1 frequency outside the channel plan
+is never used: such an uplink is refused before it gets here, and if one did, only RX2 would go.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from edge.protocol.airtime import max_payload
 from gateway.lorawan import region
 from gateway.lorawan.dedup import Reception
 from gateway.lorawan.semtech_udp import Txpk
@@ -58,22 +61,39 @@ def schedule(
     *,
     join: bool,
     mode: RxWindowMode,
-    rx1_dr_offset: int,
     power_dbm: int,
+    plan: region.ChannelPlan,
+    rx1_dr_offset: int = 0,
+    rx2_dr: int = region.RX2_DR,
+    delay1_s: int = region.RECEIVE_DELAY1_S,
 ) -> Downlink:
-    """The txpk(s) answering the uplink ``reception``, in the order to try them."""
+    """The txpk(s) answering the uplink ``reception``, in the order to try them. A Join-Accept
+    uses the join delays and the defaults the device has before it holds a session."""
     rxpk = reception.rxpk
-    delay1_s, delay2_s = (
-        (region.JOIN_ACCEPT_DELAY1_S, region.JOIN_ACCEPT_DELAY2_S)
-        if join
-        else (region.RECEIVE_DELAY1_S, region.RECEIVE_DELAY2_S)
-    )
+    if join:
+        delay1_s, rx1_dr_offset, rx2_dr = region.JOIN_ACCEPT_DELAY1_S, 0, region.RX2_DR
     uplink_dr = region.dr_from_datr(str(rxpk.datr))
     rx1_window = region.rx1_window(rxpk.frequency_hz, uplink_dr, rx1_dr_offset)
+    rx2_window = region.RxWindow(region.RX2_FREQUENCY_HZ, rx2_dr)
     rx1 = _txpk(phy, rxpk.tmst + delay1_s * 1_000_000, rx1_window, power_dbm)
-    rx2 = _txpk(phy, rxpk.tmst + delay2_s * 1_000_000, region.RX2, power_dbm)
+    rx2 = _txpk(phy, rxpk.tmst + (delay1_s + 1) * 1_000_000, rx2_window, power_dbm)
+    if mode == "rx2" or rx1_window.frequency_hz not in plan:
+        return Downlink(reception.gateway_eui, rx2, None)
     if mode == "rx1":
         return Downlink(reception.gateway_eui, rx1, None)
-    if mode == "rx2":
-        return Downlink(reception.gateway_eui, rx2, None)
     return Downlink(reception.gateway_eui, rx1, rx2)
+
+
+def max_mac_payload(uplink_dr: int, *, rx1_dr_offset: int, rx2_dr: int, mode: RxWindowMode) -> int:
+    """The largest MACPayload (FHDR, FPort, FRMPayload) the windows ``mode`` may use carry under
+    the 400 ms dwell limit: in ``auto`` both, so a frame refused in RX1 still fits RX2."""
+    windows = {
+        "rx1": [region.rx1_dr(uplink_dr, rx1_dr_offset)],
+        "rx2": [rx2_dr],
+        "auto": [region.rx1_dr(uplink_dr, rx1_dr_offset), rx2_dr],
+    }[mode]
+    sizes = []
+    for dr in windows:
+        limit = max_payload(dr, dwell_time=True)
+        sizes.append(limit.m if limit is not None else 0)
+    return min(sizes)

@@ -14,8 +14,13 @@ without it means the downlink was missed: the command is sent again in that upli
 each time in a new frame with the next FCntDown, up to ``cmd_max_attempts`` frames; then it is
 dropped. Either outcome is reported (``report``) in the batch that learnt it.
 
-Not implemented, deliberately for a small single-region network: MAC commands (ADR, LinkCheck,
-DeviceTime; FOpts and port 0 are ignored), Class B/C, LoRaWAN 1.1, roaming.
+MAC commands (§5) ride in FOpts or on FPort 0 both ways; ``mac.MacLayer`` decides what they say
+(the channel plan, ADR, receive windows, device status, link checks, time). They share the Class A
+downlink with the ACK and the city command: answers first, then requests, as many as fit the
+window's size under the dwell limit; with no command waiting they go in FOpts, or on FPort 0
+(encrypted with the NwkSKey) when more than FOpts' 15 octets wait.
+
+Not implemented, deliberately for a small single-region network: Class B/C, LoRaWAN 1.1, roaming.
 """
 
 from __future__ import annotations
@@ -24,19 +29,26 @@ import logging
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from edge.protocol import utc_timestamp
 from edge.protocol.airtime import max_payload
 from edge.runtime.clock import Clock
-from gateway.lorawan import region
+from gateway.lorawan import maccommands, region
 from gateway.lorawan.crypto import derive_session_keys
 from gateway.lorawan.dedup import Frame, Reception
-from gateway.lorawan.downlink import Downlink, RxWindowMode, best_reception, schedule
+from gateway.lorawan.downlink import (
+    Downlink,
+    RxWindowMode,
+    best_reception,
+    max_mac_payload,
+    schedule,
+)
 from gateway.lorawan.fcnt import FCNT_MAX, FCntDecision, Verdict, reconstruct_fcnt
 from gateway.lorawan.forward import Gateway, Uplink, radio_metadata
 from gateway.lorawan.frames import (
+    MAX_FOPTS,
     DataFrame,
     FCtrl,
     FrameError,
@@ -47,6 +59,7 @@ from gateway.lorawan.frames import (
     join_request_mic_valid,
     parse_frame,
 )
+from gateway.lorawan.mac import MacLayer, MacSettings, MacState, UplinkInfo
 from gateway.lorawan.registry import Device, Registry
 from gateway.lorawan.sessions import QueuedDownlink, Session, SessionStore
 from gateway.lorawan.stats import Stats
@@ -56,6 +69,7 @@ log = logging.getLogger(__name__)
 DEV_ADDR_LAYOUT = ((1, 6), (2, 6), (3, 9), (4, 11), (5, 12), (6, 13), (7, 15), (8, 17))
 FIRST_APP_PORT, LAST_APP_PORT = 1, 223  # 0 is MAC commands, 224 the test port, the rest RFU
 MAX_QUEUED_DOWNLINKS = 16
+FHDR_LEN = 7  # DevAddr, FCtrl, FCnt: the MACPayload without FOpts, FPort and FRMPayload
 
 
 @dataclass(frozen=True)
@@ -88,10 +102,10 @@ class DevAddrSpace:
 class NetworkSettings:
     net_id: int = 0
     rx_window: RxWindowMode = "auto"
-    rx1_dr_offset: int = 0
     tx_power_dbm: int = 13
     max_fcnt_gap: int | None = 16384
     cmd_max_attempts: int = 4
+    mac: MacSettings = field(default_factory=MacSettings)
 
 
 # Told each command's outcome: the device, the command, and whether the device acknowledged it.
@@ -154,6 +168,7 @@ class NetworkServer:
         # a counter is never advanced past a reading that is not on disk.
         self.output_batch: Callable[[], AbstractContextManager[None]] = nullcontext
         self.dev_addrs = DevAddrSpace.for_net_id(settings.net_id)
+        self.mac = MacLayer(settings.mac, stats, clock)
         self._rng = random.Random()
         # What a batch changed, written and then sent once its transaction commits:
         self._dirty: dict[str, Session] = {}
@@ -282,8 +297,10 @@ class NetworkServer:
             net_id=self.settings.net_id,
             dev_nonce=request.dev_nonce,
         )
+        m = self.settings.mac
+        state = MacState.after_join(m, rx1_dr_offset=m.rx1_dr_offset, rx2_dr=m.rx2_dr)
         session = Session(
-            device.eui, dev_addr, keys.nwk_s_key, keys.app_s_key, None, 0, self._now()
+            device.eui, dev_addr, keys.nwk_s_key, keys.app_s_key, None, 0, self._now(), state
         )
         self.store.save_session(session, dev_nonce=request.dev_nonce)
         self._activate(session)
@@ -291,11 +308,12 @@ class NetworkServer:
             join_nonce=join_nonce,
             net_id=self.settings.net_id,
             dev_addr=dev_addr,
-            rx1_dr_offset=self.settings.rx1_dr_offset,
-            rx2_dr=region.RX2_DR,
-            rx_delay=region.RECEIVE_DELAY1_S,
+            rx1_dr_offset=m.rx1_dr_offset,
+            rx2_dr=m.rx2_dr,
+            rx_delay=m.rx_delay_s,
+            cf_list=m.plan.cf_list(),
         )
-        self._send(build_join_accept(otaa.app_key_bytes, accept), reception, join=True)
+        self._send(build_join_accept(otaa.app_key_bytes, accept), reception, None)
         self.stats.count("joins")
         fields = {"device": device.id, "dev_eui": device.eui, "dev_addr": f"{dev_addr:08x}"}
         log.info("device joined", extra={"fields": fields})
@@ -321,6 +339,10 @@ class NetworkServer:
             raise Rejected("fcnt_retransmission", **fields)
         fcnt = decision.fcnt
         assert fcnt is not None
+        up = self._uplink_info(frame, phy, receptions)
+        commands = self._mac_commands(session, frame, fcnt)
+        replies = self.mac.on_uplink(session.mac, commands, up, device.id)
+        self.stats.device(device.id, session.mac.summary(up.dr))
         seq = self._deliver(device, session, frame, fcnt, phy, receptions)
         session.fcnt_up = fcnt
         self._dirty[session.dev_eui] = session
@@ -335,7 +357,26 @@ class NetworkServer:
             queued,
             ack=frame.confirmed,
             adr_ack_req=frame.fctrl.adr_ack_req,
+            mac=(replies, up),
         )
+
+    def _uplink_info(self, frame: DataFrame, phy: bytes, receptions: list[Reception]) -> UplinkInfo:
+        snrs = [r.rxpk.lsnr for r in receptions if r.rxpk.lsnr is not None]
+        return UplinkInfo(
+            dr=region.dr_from_datr(str(receptions[0].rxpk.datr)),
+            best_snr=max(snrs, default=None),
+            gateways=len(receptions),
+            adr=frame.fctrl.adr,
+            phy_size=len(phy) - len(frame.fopts),  # the payload in use, without MAC answers
+        )
+
+    def _mac_commands(
+        self, session: Session, frame: DataFrame, fcnt: int
+    ) -> list[maccommands.MacCommand]:
+        """What the device says to the network: FOpts, or the FRMPayload of FPort 0."""
+        if frame.fport == 0:
+            return self.mac.read(frame.decrypt(session.nwk_s_key, session.app_s_key, fcnt))
+        return self.mac.read(frame.fopts) if frame.fopts else []
 
     def _authenticate(self, frame: DataFrame) -> tuple[Session, FCntDecision]:
         """The session whose key signed ``frame``, and the frame-counter decision for it."""
@@ -385,15 +426,25 @@ class NetworkServer:
         routable = self.transmitter.routable if self.transmitter else lambda _eui: False
         return best_reception(receptions, routable)
 
-    def _send(self, phy: bytes, reception: Reception, *, join: bool) -> None:
+    def _send(self, phy: bytes, reception: Reception, state: MacState | None) -> None:
+        """Schedule ``phy`` for the receive windows of a device with MAC ``state``, or those of
+        a Join-Accept when None."""
         s = self.settings
+        windows = {}
+        if state is not None:
+            windows = {
+                "rx1_dr_offset": state.rx1_dr_offset,
+                "rx2_dr": state.rx2_dr,
+                "delay1_s": state.rx_delay_s,
+            }
         downlink = schedule(
             phy,
             reception,
-            join=join,
+            join=state is None,
             mode=s.rx_window,
-            rx1_dr_offset=s.rx1_dr_offset,
             power_dbm=s.tx_power_dbm,
+            plan=s.mac.plan,
+            **windows,
         )
         self._outgoing.append(downlink)
 
@@ -432,18 +483,25 @@ class NetworkServer:
         *,
         ack: bool,
         adr_ack_req: bool,
+        mac: tuple[list[maccommands.MacCommand], UplinkInfo] | None = None,
     ) -> None:
-        """The Class A downlink after an uplink: an ACK, the next queued command, or an empty
-        frame when the device asks for any downlink (ADRACKReq), in one frame. A command goes
-        as ConfirmedDataDown, and its attempt is counted with the FCntDown it uses."""
-        if not (ack or queued or adr_ack_req):
+        """The Class A downlink after an uplink: an ACK, the next queued command, MAC answers and
+        requests, or an empty frame when the device asks for any downlink (ADRACKReq), in one
+        frame. A command goes as ConfirmedDataDown, and its attempt is counted with the FCntDown
+        it uses."""
+        item = queued[0] if queued else None
+        going = ack or item is not None or adr_ack_req
+        commands = self._fit(session, mac, item, going=going)
+        if not (going or commands):
             return
         reception = self._route(receptions)
         if reception is None:
             self.stats.reject("downlink.no_route")
             log.warning("no forwarder to answer through", extra={"fields": {"ack": ack}})
             return
-        item = queued[0] if queued else None
+        self.mac.sent(session.mac, commands)
+        mac_bytes = maccommands.encode(commands)
+        on_port0 = item is None and len(mac_bytes) > MAX_FOPTS
         fcnt_down = session.fcnt_down
         session.fcnt_down += 1
         self._dirty[session.dev_eui] = session
@@ -452,10 +510,11 @@ class NetworkServer:
             session.app_s_key,
             dev_addr=session.dev_addr,
             fcnt=fcnt_down,
-            fport=item.fport if item else None,
-            payload=item.payload if item else b"",
+            fport=item.fport if item else (0 if on_port0 else None),
+            payload=item.payload if item else (mac_bytes if on_port0 else b""),
             confirmed=item is not None,
             fctrl=FCtrl(ack=ack, f_pending=len(queued) > 1),
+            fopts=b"" if on_port0 else mac_bytes,
         )
         if item is not None:
             item = self.store.count_attempt(item)
@@ -467,7 +526,41 @@ class NetworkServer:
                 "fcnt_down": fcnt_down,
             }
             log.info("command sent", extra={"fields": fields})
-        self._send(phy, reception, join=False)
+        self._send(phy, reception, session.mac)
+
+    def _fit(
+        self,
+        session: Session,
+        mac: tuple[list[maccommands.MacCommand], UplinkInfo] | None,
+        item: QueuedDownlink | None,
+        *,
+        going: bool,
+    ) -> list[maccommands.MacCommand]:
+        """The MAC commands this frame carries: answers, then requests, within what both receive
+        windows carry beside the command (FOpts at most 15 octets when a command rides along).
+        Empty when nothing justifies a downlink and none goes anyway (``going``)."""
+        if mac is None:
+            return []
+        replies, up = mac
+        state = session.mac
+        wanted = self.mac.wanted(state, up, riding=going or bool(replies))
+        if not (replies or wanted):
+            return []
+        size = max_mac_payload(
+            up.dr,
+            rx1_dr_offset=state.rx1_dr_offset,
+            rx2_dr=state.rx2_dr,
+            mode=self.settings.rx_window,
+        )
+        room = size - FHDR_LEN - (1 + len(item.payload) if item else 1)
+        if item is not None:
+            room = min(room, MAX_FOPTS)
+        chosen: list[maccommands.MacCommand] = []
+        for reply in replies:
+            if len(reply.to_bytes()) <= room:
+                chosen.append(reply)
+                room -= len(reply.to_bytes())
+        return chosen + self.mac.choose(wanted, room)
 
     def enqueue(
         self,

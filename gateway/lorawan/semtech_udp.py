@@ -133,29 +133,30 @@ class Rxpk(_Packet):
 
     @classmethod
     def from_json(cls, obj: object) -> Rxpk:
-        reason = "bad_rxpk"
+        """One ``rxpk`` entry; a bad one raises ``UdpError`` naming its field (``bad_tmst``,
+        ``bad_data``...), so each is counted by reason and its neighbours are kept."""
         if not isinstance(obj, dict):
-            raise UdpError(reason, "rxpk entry is not an object")
-        tmst = _field(obj, "tmst", int, reason)
+            raise UdpError("not_object", "rxpk entry is not an object")
+        tmst = _field(obj, "tmst", int, "bad_tmst")
         if not 0 <= tmst <= 0xFFFFFFFF:
-            raise UdpError(reason, "'tmst' is not a 32-bit counter")
-        stat = _field(obj, "stat", int, reason)
+            raise UdpError("bad_tmst", "'tmst' is not a 32-bit counter")
+        stat = _field(obj, "stat", int, "bad_stat")
         if stat not in (-1, 0, 1):
-            raise UdpError(reason, "'stat' is not -1, 0 or 1")
-        modu, datr = _datr(obj, reason)
+            raise UdpError("bad_stat", "'stat' is not -1, 0 or 1")
+        modu, datr = _datr(obj, "bad_modulation")
         return cls(
             tmst=tmst,
-            freq=_field(obj, "freq", float, reason),
+            freq=_field(obj, "freq", float, "bad_freq"),
             datr=datr,
-            rssi=_field(obj, "rssi", int, reason),
-            data=_payload(obj, reason),
+            rssi=_field(obj, "rssi", int, "bad_rssi"),
+            data=_payload(obj, "bad_data"),
             modu=modu,
-            codr=_field(obj, "codr", str, reason, None),
-            lsnr=_field(obj, "lsnr", float, reason, None),
+            codr=_field(obj, "codr", str, "bad_codr", None),
+            lsnr=_field(obj, "lsnr", float, "bad_lsnr", None),
             stat=stat,
-            chan=_field(obj, "chan", int, reason, 0),
-            rfch=_field(obj, "rfch", int, reason, 0),
-            time=_field(obj, "time", str, reason, None),
+            chan=_field(obj, "chan", int, "bad_chan", 0),
+            rfch=_field(obj, "rfch", int, "bad_rfch", 0),
+            time=_field(obj, "time", str, "bad_time", None),
         )
 
 
@@ -240,13 +241,15 @@ def _json_bytes(obj: dict[str, Any]) -> bytes:
 
 @dataclass(frozen=True)
 class PushData:
-    """Forwarder -> server: received packets and/or status."""
+    """Forwarder -> server: received packets and/or status. ``rejected`` holds the reason of
+    each ``rxpk`` entry that could not be read (its neighbours are in ``rxpk``)."""
 
     token: int
     gateway_eui: int
     rxpk: tuple[Rxpk, ...] = ()
     stat: Stat | None = None
     version: int = PROTOCOL_VERSION
+    rejected: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         body: dict[str, Any] = {}
@@ -340,13 +343,34 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return root
 
 
-def _push_body(body: bytes) -> tuple[tuple[Rxpk, ...], Stat | None]:
+def _push_body(body: bytes) -> tuple[tuple[Rxpk, ...], Stat | None, tuple[str, ...]]:
     root = _json_object(body)
-    rxpk = root.get("rxpk", [])
-    if not isinstance(rxpk, list):
+    entries = root.get("rxpk", [])
+    if not isinstance(entries, list):
         raise UdpError("bad_rxpk", "rxpk is not an array")
     stat = root.get("stat")
-    return tuple(Rxpk.from_json(p) for p in rxpk), None if stat is None else Stat.from_json(stat)
+    packets, rejected = [], []
+    for entry in entries:
+        try:
+            packets.append(Rxpk.from_json(entry))
+        except UdpError as exc:
+            rejected.append(exc.reason)
+    return tuple(packets), None if stat is None else Stat.from_json(stat), tuple(rejected)
+
+
+def push_ack_for(data: bytes) -> PushAck | None:
+    """The PUSH_ACK a datagram earns by its header alone (PROTOCOL.TXT §3: sent at once for
+    every PUSH_DATA), before its JSON is read; None if it is not a PUSH_DATA."""
+    if len(data) < EUI_HEADER_LEN or data[0] not in ACCEPTED_VERSIONS:
+        return None
+    if data[3] != Identifier.PUSH_DATA:
+        return None
+    return PushAck(int.from_bytes(data[1:3], "big"), data[0])
+
+
+def datagram_eui(data: bytes) -> int:
+    """The gateway EUI in the header of an upstream datagram at least 12 octets long."""
+    return int.from_bytes(data[HEADER_LEN:EUI_HEADER_LEN], "big")
 
 
 def _tx_error(body: bytes) -> str | None:
@@ -379,11 +403,12 @@ def parse_datagram(data: bytes) -> Datagram:
         raise UdpError("bad_identifier", f"identifier 0x{identifier:02x}")
     if len(data) < EUI_HEADER_LEN:
         raise UdpError("too_short", f"{len(data)} octets, expected at least 12")
-    eui, body = int.from_bytes(data[HEADER_LEN:EUI_HEADER_LEN], "big"), data[EUI_HEADER_LEN:]
+    eui, body = datagram_eui(data), data[EUI_HEADER_LEN:]
     if identifier == Identifier.PULL_DATA:
         if body:
             raise UdpError("bad_length", f"{len(data)} octets in a PULL_DATA")
         return PullData(token, eui, version)
     if identifier == Identifier.PUSH_DATA:
-        return PushData(token, eui, *_push_body(body), version=version)
+        rxpk, stat, rejected = _push_body(body)
+        return PushData(token, eui, rxpk, stat, version, rejected)
     return TxAck(token, eui, _tx_error(body), version)

@@ -1,11 +1,15 @@
 """The Semtech UDP packet-forwarder server (PROTOCOL.TXT v2, v1 accepted): one asyncio datagram
 endpoint on port 1700 for any number of forwarders.
 
-PUSH_DATA is acknowledged at once and its ``rxpk`` go to the deduplicator; PULL_DATA is answered
-and its source address becomes the forwarder's downlink route; PULL_RESP carries downlinks and
-TX_ACK says whether they were scheduled. Every datagram is accepted or counted as rejected by
-reason (``udp.*``, ``rxpk.*``), and nothing a datagram contains can raise out of here: UDP is
-unauthenticated, so anyone on the network may send anything.
+PUSH_DATA is acknowledged at once, by its header alone (PROTOCOL.TXT §3), so a forwarder never
+counts a failed upstream for a datagram we received; then each of its ``rxpk`` is read on its own
+(an unreadable one is counted by reason, its neighbours kept) and those on a channel of the
+network's plan go to the deduplicator: a frame on any other frequency (a device on the wrong
+band, 868.3 MHz) is rejected as ``rxpk.off_plan``, so no answer is ever scheduled outside the
+plan. PULL_DATA is answered and its source address becomes the forwarder's downlink route;
+PULL_RESP carries downlinks and TX_ACK says whether they were scheduled. Every datagram is
+accepted or counted as rejected by reason (``udp.*``, ``rxpk.*``), and nothing a datagram contains
+can raise out of here: UDP is unauthenticated, so anyone on the network may send anything.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from gateway.lorawan.semtech_udp import (
     Rxpk,
     TxAck,
     UdpError,
+    datagram_eui,
     parse_datagram,
+    push_ack_for,
 )
 from gateway.lorawan.stats import Stats
 
@@ -49,10 +55,12 @@ class PacketForwarderServer(asyncio.DatagramProtocol):
         on_rxpk: Callable[[Reception], None],
         *,
         allowed_gateways: frozenset[int] = frozenset(),
+        plan: region.ChannelPlan | None = None,
     ) -> None:
         self.stats = stats
         self.on_rxpk = on_rxpk
         self.allowed = allowed_gateways
+        self.plan = plan or region.ChannelPlan()
         self.transport: asyncio.DatagramTransport | None = None
         self._routes: dict[int, tuple[Address, int]] = {}  # EUI -> (PULL_DATA source, version)
         self._pending: dict[int, tuple[float, Downlink]] = {}  # PULL_RESP token -> downlink
@@ -85,6 +93,9 @@ class PacketForwarderServer(asyncio.DatagramProtocol):
 
     # -- receiving ----------------------------------------------------------------------------
     def _dispatch(self, data: bytes, addr: Address) -> None:
+        ack = push_ack_for(data)
+        if ack is not None and (not self.allowed or datagram_eui(data) in self.allowed):
+            self._send(ack.to_bytes(), addr)  # before the JSON is read: PROTOCOL.TXT §3
         datagram = parse_datagram(data)
         if isinstance(datagram, PushAck | PullAck | PullResp):
             raise UdpError("unexpected_direction", type(datagram).__name__)
@@ -92,7 +103,6 @@ class PacketForwarderServer(asyncio.DatagramProtocol):
             raise UdpError("unknown_gateway", f"{datagram.gateway_eui:016x}")
         self.stats.count(f"udp.{type(datagram).__name__.lower()}")
         if isinstance(datagram, PushData):
-            self._send(PushAck(datagram.token, datagram.version).to_bytes(), addr)
             self._push_data(datagram, addr)
         elif isinstance(datagram, PullData):
             self._routes[datagram.gateway_eui] = (addr, datagram.version)
@@ -106,9 +116,14 @@ class PacketForwarderServer(asyncio.DatagramProtocol):
         self.stats.forwarder(eui, "push_data", addr)
         if datagram.stat is not None:
             self.stats.forwarder_stat(eui, datagram.stat.to_json())
+        for reason in datagram.rejected:
+            self.stats.forwarder(eui, "rxpk")
+            self.stats.reject(f"rxpk.{reason}")
+            fields = {"gateway": f"{eui:016x}", "reason": reason}
+            log.debug("rxpk rejected", extra={"fields": fields})
         for rxpk in datagram.rxpk:
             self.stats.forwarder(eui, "rxpk")
-            reason = _unusable(rxpk)
+            reason = _unusable(rxpk, self.plan)
             if reason is not None:
                 if reason == "crc_bad":
                     self.stats.forwarder(eui, "rxpk_crc_bad")
@@ -157,16 +172,18 @@ class PacketForwarderServer(asyncio.DatagramProtocol):
             self.transport.sendto(data, addr)
 
 
-def _unusable(rxpk: Rxpk) -> str | None:
+def _unusable(rxpk: Rxpk, plan: region.ChannelPlan) -> str | None:
     """Why a received packet cannot be a LoRaWAN uplink here, or None."""
     if rxpk.stat != 1:
         return "crc_bad"  # -1 bad CRC, 0 no CRC: LoRaWAN uplinks always carry one
     if rxpk.modu != "LORA":
         return "not_lora"
     try:
-        region.dr_from_datr(str(rxpk.datr))
+        dr = region.dr_from_datr(str(rxpk.datr))
     except ValueError:
         return "bad_datr"
+    if rxpk.frequency_hz not in plan or not region.MIN_UPLINK_DR <= dr <= region.MAX_UPLINK_DR:
+        return "off_plan"  # RX1 would answer on that frequency: never outside the plan
     return None
 
 

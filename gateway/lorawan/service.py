@@ -118,7 +118,10 @@ class GatewayService:
         loop = asyncio.get_running_loop()
         dedup = Deduplicator(loop, self.config.lorawan.dedup_window_s, self._frames, self.stats)
         server = PacketForwarderServer(
-            self.stats, dedup.add, allowed_gateways=self.config.udp.allowed
+            self.stats,
+            dedup.add,
+            allowed_gateways=self.config.udp.allowed,
+            plan=self.config.lorawan.settings.mac.plan,
         )
         self.network.transmitter = server
         transport = await serve(server, self.config.udp.bind, self.config.udp.port)

@@ -1,7 +1,8 @@
 """What the network server must remember across restarts, in one SQLite file (WAL).
 
 - sessions: DevAddr, session keys and both frame counters of each activated device, so a restart
-  forces no re-join and reopens no replay window;
+  forces no re-join and reopens no replay window, and the MAC state (``mac.MacState``: channels,
+  data rate and power, receive windows, SNR history, battery, requests awaiting an answer);
 - used DevNonces per DevEUI and the next JoinNonce, so a recorded Join-Request cannot be replayed
   and a JoinNonce is never issued twice;
 - the newest envelope ``seq`` per device id, the base from which the 16 bits of ``seq`` an uplink
@@ -25,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+
+from gateway.lorawan.mac import MacState
 
 Sync = Literal["full", "normal"]
 
@@ -55,10 +58,13 @@ CREATE INDEX IF NOT EXISTS downlink_by_device ON downlink(dev_eui, id);
 """
 # Columns added after the first release: added by ALTER TABLE to every state file, old or new, so
 # each is defined here only.
-DOWNLINK_COLUMNS = {
-    "command": "TEXT NOT NULL DEFAULT ''",
-    "command_seq": "INTEGER",
-    "attempts": "INTEGER NOT NULL DEFAULT 0",
+ADDED_COLUMNS = {
+    "downlink": {
+        "command": "TEXT NOT NULL DEFAULT ''",
+        "command_seq": "INTEGER",
+        "attempts": "INTEGER NOT NULL DEFAULT 0",
+    },
+    "session": {"mac": "TEXT NOT NULL DEFAULT ''"},  # MacState JSON; '' is the AS923 defaults
 }
 
 
@@ -73,6 +79,7 @@ class Session:
     fcnt_up: int | None = None
     fcnt_down: int = 0
     activated_at: str = ""
+    mac: MacState = field(default_factory=MacState)
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,11 @@ class SessionStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.executescript(SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(downlink)")}
-        for name, definition in DOWNLINK_COLUMNS.items():
-            if name not in columns:
-                self._db.execute(f"ALTER TABLE downlink ADD COLUMN {name} {definition}")
+        for table, added in ADDED_COLUMNS.items():
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, definition in added.items():
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
         for suffix in ("", "-wal", "-shm"):  # keys inside: owner-only, whatever the umask
             if Path(f"{path}{suffix}").exists():
                 os.chmod(f"{path}{suffix}", 0o600)
@@ -148,16 +156,20 @@ class SessionStore:
     # -- sessions -------------------------------------------------------------------------------
     def sessions(self) -> list[Session]:
         rows = self._rows(
-            "SELECT dev_eui, dev_addr, nwk_s_key, app_s_key, fcnt_up, fcnt_down, activated_at "
-            "FROM session"
+            "SELECT dev_eui, dev_addr, nwk_s_key, app_s_key, fcnt_up, fcnt_down, activated_at, "
+            "mac FROM session"
         )
-        return [Session(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+        return [
+            Session(r[0], r[1], bytes(r[2]), bytes(r[3]), *r[4:7], MacState.from_json(r[7]))
+            for r in rows
+        ]
 
     def save_session(self, session: Session, *, dev_nonce: int | None = None) -> None:
         """Store a new session (a join, or ABP keys from the registry), replacing the old one; a
         join also records its DevNonce in the same transaction."""
         upsert = (
-            "INSERT OR REPLACE INTO session VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO session (dev_eui, dev_addr, nwk_s_key, app_s_key, fcnt_up, "
+            "fcnt_down, activated_at, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 session.dev_eui,
                 session.dev_addr,
@@ -166,17 +178,19 @@ class SessionStore:
                 session.fcnt_up,
                 session.fcnt_down,
                 session.activated_at,
+                session.mac.to_json(),
             ),
         )
         nonce = ("INSERT INTO dev_nonce VALUES (?, ?)", (session.dev_eui, dev_nonce))
         self._write(upsert, *([nonce] if dev_nonce is not None else []))
 
     def save_counters(self, sessions: Iterable[Session], seqs: dict[str, int]) -> None:
-        """The frame counters of ``sessions`` and the newest seq of devices (never lowered)."""
+        """The frame counters and MAC state of ``sessions`` and the newest seq of devices (never
+        lowered)."""
         with self.transaction():
             self._db.executemany(
-                "UPDATE session SET fcnt_up = ?, fcnt_down = ? WHERE dev_eui = ?",
-                [(s.fcnt_up, s.fcnt_down, s.dev_eui) for s in sessions],
+                "UPDATE session SET fcnt_up = ?, fcnt_down = ?, mac = ? WHERE dev_eui = ?",
+                [(s.fcnt_up, s.fcnt_down, s.mac.to_json(), s.dev_eui) for s in sessions],
             )
             self._db.executemany(
                 "INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device) DO UPDATE "

@@ -1,6 +1,10 @@
 """Counters of the LoRaWAN side for the gateway's retained status: what was accepted, every
 rejection by reason, and each packet forwarder's last contact.
 
+A LoRaWAN device has no status message of its own, so its radio state as the network knows it
+(data rate, power, channels, and the battery and margin of its last DevStatusAns) is under
+``devices`` in the gateway's status.
+
 Written from the event loop, read by the MQTT thread that builds the status, hence the lock.
 Rejection reasons are ``stage.reason`` (``udp.bad_json``, ``rxpk.crc_bad``, ``frame.bad_mic``,
 ``decode.bad_length``...), so each stage's inputs add up to its outputs plus its rejections.
@@ -25,6 +29,7 @@ class Stats:
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self._forwarders: dict[int, dict[str, Any]] = {}
+        self._devices: dict[str, dict[str, Any]] = {}
 
     def count(self, name: str, by: int = 1) -> None:
         with self._lock:
@@ -51,6 +56,11 @@ class Stats:
             if eui in self._forwarders:
                 self._forwarders[eui]["stat"] = stat
 
+    def device(self, device_id: str, radio: dict[str, Any]) -> None:
+        """The radio state of a LoRaWAN device after its latest uplink."""
+        with self._lock:
+            self._devices[device_id] = radio
+
     def value(self, name: str) -> int:
         with self._lock:
             return self.accepted[name]
@@ -63,4 +73,5 @@ class Stats:
                 "packet_forwarders": {
                     f"{eui:016x}": dict(entry) for eui, entry in sorted(self._forwarders.items())
                 },
+                "devices": dict(sorted(self._devices.items())),
             }

@@ -4,7 +4,8 @@ packet forwarder to the gateway's UDP port.
 It answers the part of Seeed's AT set the driver uses (``edge/drivers/lorawan/lora_e5.py`` lists
 it): every answer repeats the command's name (``+MODE: LWOTAA``), ``AT+JOIN`` and
 ``AT+MSGHEX``/``AT+CMSGHEX`` print ``Start`` ... ``Done`` around what happened on the air, and an
-error is ``+NAME: ERROR(-n)``.
+error is ``+NAME: ERROR(-n)``. ``AT+DR`` and ``AT+ADR`` set the device's MAC layer, where the
+network's LinkADRReq moves the data rate when ADR is on (``AT+DR`` then reports the new one).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class LoraE5Sim(PtyDevice):
         self.radio = radio
         self.mode = "LWABP"  # factory settings; the driver must set what it needs
         self.band = "EU868"
-        self.dr = 0
+        radio.device.mac.adr, radio.device.mac.dr = True, 0
         self.port = 8
         self.received: list[str] = []
         self._busy = threading.Event()
@@ -64,11 +65,15 @@ class LoraE5Sim(PtyDevice):
             self.mode = value.upper()
         return _lines(f"+MODE: {self.mode}")
 
+    @property
+    def dr(self) -> int:
+        return self.radio.device.mac.dr
+
     def _cmd_dr(self, value: str | None) -> bytes:
         if value is None:
             return _lines(f"+DR: DR{self.dr}", f"+DR: {self.band} DR{self.dr}")
         if value.isdigit() and 0 <= int(value) <= 7:
-            self.dr = int(value)
+            self.radio.device.mac.dr = int(value)
             return _lines(f"+DR: DR{self.dr}")
         if value.upper() in ("EU868", "US915", "AS923", "KR920", "IN865", "AU915"):
             self.band = value.upper()
@@ -79,7 +84,12 @@ class LoraE5Sim(PtyDevice):
         return _lines(f"+CLASS: {(value or 'A').upper()}")
 
     def _cmd_adr(self, value: str | None) -> bytes:
-        return _lines(f"+ADR: {(value or 'ON').upper()}")
+        mac = self.radio.device.mac
+        if value is not None:
+            if value.upper() not in ("ON", "OFF"):
+                return _lines("+ADR: ERROR(-1)")
+            mac.adr = value.upper() == "ON"
+        return _lines(f"+ADR: {'ON' if mac.adr else 'OFF'}")
 
     def _cmd_port(self, value: str | None) -> bytes:
         if value is not None:
@@ -142,12 +152,12 @@ class LoraE5Sim(PtyDevice):
         limit = max_payload(self.dr)
         if limit is None or len(payload) > limit.n:
             return _lines(f"+{name}: Length error {len(payload)}")
-        port, dr = self.port, self.dr
-        self.answer_later(lambda: self._send_task(name, port, payload, confirmed, dr), self._busy)
+        port = self.port
+        self.answer_later(lambda: self._send_task(name, port, payload, confirmed), self._busy)
         return _lines(f"+{name}: Start") + (_lines(f"+{name}: Wait ACK") if confirmed else b"")
 
     def _join_task(self) -> list[str]:
-        if self.band == "AS923" and self.radio.join(self.dr):
+        if self.band == "AS923" and self.radio.join():
             addr = self.radio.device.dev_addr or 0
             net = "000000"
             return [
@@ -157,19 +167,17 @@ class LoraE5Sim(PtyDevice):
             ]
         return ["+JOIN: Join failed", "+JOIN: Done"]
 
-    def _send_task(
-        self, name: str, port: int, payload: bytes, confirmed: bool, dr: int
-    ) -> list[str]:
+    def _send_task(self, name: str, port: int, payload: bytes, confirmed: bool) -> list[str]:
         acked, downlink = False, None
         if self.band == "AS923":
-            acked, downlink = self.radio.send(port, payload, confirmed=confirmed, dr=dr)
+            acked, downlink = self.radio.send(port, payload, confirmed=confirmed)
         lines = []
         if acked:
             lines.append(f"+{name}: ACK Received")
         if downlink is not None and downlink.fport and downlink.payload:
             lines.append(f'+{name}: PORT: {downlink.fport}; RX: "{downlink.payload.hex().upper()}"')
         if downlink is not None:
-            lines.append(f"+{name}: RXWIN1, RSSI {self.radio.rssi}, SNR {self.radio.lsnr:.1f}")
+            lines.append(f"+{name}: RXWIN1, RSSI {self.radio.rssi}, SNR {self.radio.snr:.1f}")
         return [*lines, f"+{name}: Done"]
 
 

@@ -5,7 +5,9 @@ checks and decrypts what comes back, so a test (or the RAK3172 modem simulator) 
 a simulated packet forwarder. It uses the gateway's own frame and crypto code, which is tested
 against the published vectors; what it adds is the device's bookkeeping (DevNonce, FCntUp,
 FCntDown) and the codec. Like a real modem (LoRaWAN 1.0.4 §4.3.1.2), it acknowledges a
-confirmed downlink by setting ACK in its next uplink, once.
+confirmed downlink by setting ACK in its next uplink, once, and its firmware's MAC layer
+(``device_mac.DeviceMac``, ``device.mac``) takes the CFList at a join, obeys the network's MAC
+commands and answers them in the FOpts of its next uplink.
 
     device = LoRaWANDevice(dev_eui=0x70B3D57ED0000001, app_key=bytes.fromhex("..."))
     rxpk = forwarder.uplink(device.join_request())
@@ -20,9 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from edge.protocol.airtime import max_payload
 from edge.protocol.codecs import codec
 from gateway.lorawan import crypto
+from gateway.lorawan import maccommands as mc
 from gateway.lorawan.frames import (
+    MAX_FOPTS,
     DataFrame,
     FCtrl,
     FrameError,
@@ -33,6 +38,7 @@ from gateway.lorawan.frames import (
     parse_frame,
     parse_join_accept,
 )
+from sim.devices.device_mac import DeviceMac
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class Downlink:
     ack: bool
     f_pending: bool
     confirmed: bool  # ConfirmedDataDown: the device's next uplink carries ACK
+    mac: tuple[mc.MacCommand, ...] = ()  # MAC commands from FOpts or FPort 0
 
 
 class LoRaWANDevice:
@@ -61,6 +68,7 @@ class LoRaWANDevice:
         nwk_s_key: bytes | None = None,
         app_s_key: bytes | None = None,
         codec_name: str = "river-v1",
+        mac: DeviceMac | None = None,
     ) -> None:
         self.dev_eui = dev_eui
         self.join_eui = join_eui
@@ -74,6 +82,7 @@ class LoRaWANDevice:
         self.fcnt_down: int | None = None  # the last accepted FCntDown
         self.ack_pending = False  # the last downlink was confirmed: ACK it in the next uplink
         self.last_accept: JoinAccept | None = None
+        self.mac = mac or DeviceMac()
 
     @property
     def joined(self) -> bool:
@@ -108,9 +117,22 @@ class LoRaWANDevice:
         )
         self.fcnt_up, self.fcnt_down, self.last_accept = 0, None, accept
         self.ack_pending = False
+        self.mac.joined(accept)
         return accept
 
     # -- uplinks --------------------------------------------------------------------------------
+    def fopts_room(self, fport: int | None, payload: bytes) -> int:
+        """Octets of FOpts that fit beside ``payload`` at the data rate in use (dwell limit)."""
+        limit = max_payload(self.mac.dr, dwell_time=self.mac.uplink_dwell)
+        size = limit.m if limit is not None else 0
+        beside = 7 + (0 if fport is None else 1 + len(payload))  # FHDR, FPort, FRMPayload
+        return max(0, min(MAX_FOPTS, size - beside))
+
+    def owes_more_than_fits(self, fport: int | None, payload: bytes) -> bool:
+        """Whether MAC answers are owed that this uplink cannot carry (send ``uplink(None)``
+        first, as the modems' stacks do)."""
+        return self.mac.owed() > self.fopts_room(fport, payload)
+
     def uplink(
         self,
         fport: int | None,
@@ -118,11 +140,15 @@ class LoRaWANDevice:
         *,
         confirmed: bool = False,
         adr_ack_req: bool = False,
+        fopts: bytes | None = None,
     ) -> bytes:
         """The next data uplink (FCntUp consumed); ``fport`` None sends an empty frame. It
-        carries ACK if the last downlink was confirmed (acknowledgements are never repeated)."""
+        carries ACK if the last downlink was confirmed (acknowledgements are never repeated), the
+        ADR bit as the device is set, and the MAC answers it owes in FOpts (``fopts`` sends those
+        octets instead, as a faulty device might)."""
         if self.nwk_s_key is None or self.app_s_key is None or self.dev_addr is None:
             raise RuntimeError("not joined: no session")
+        adr_ack_req = self.mac.uplink_sent() or adr_ack_req
         frame = build_data_uplink(
             self.nwk_s_key,
             self.app_s_key,
@@ -131,7 +157,12 @@ class LoRaWANDevice:
             fport=fport,
             payload=payload,
             confirmed=confirmed,
-            fctrl=FCtrl(ack=self.ack_pending, adr_ack_req=adr_ack_req),
+            fctrl=FCtrl(adr=self.mac.adr, ack=self.ack_pending, adr_ack_req=adr_ack_req),
+            fopts=fopts
+            if fopts is not None
+            else b""
+            if fport == 0
+            else self.mac.fopts(self.fopts_room(fport, payload)),
         )
         self.fcnt_up += 1
         self.ack_pending = False
@@ -152,8 +183,9 @@ class LoRaWANDevice:
         return self.uplink(fport, payload, confirmed=confirmed)
 
     # -- downlinks ------------------------------------------------------------------------------
-    def downlink(self, phy: bytes) -> Downlink:
-        """Check a downlink's address, counter and MIC, then decrypt it (raises FrameError)."""
+    def downlink(self, phy: bytes, snr: float = 0.0) -> Downlink:
+        """Check a downlink's address, counter and MIC, then decrypt it (raises FrameError) and
+        apply its MAC commands; ``snr`` is how well it was heard (DevStatusAns margin)."""
         if self.nwk_s_key is None or self.app_s_key is None:
             raise RuntimeError("not joined: no session")
         frame = parse_frame(phy)
@@ -178,8 +210,12 @@ class LoRaWANDevice:
         self.fcnt_down = fcnt
         self.ack_pending = frame.mtype is MType.CONFIRMED_DATA_DOWN
         payload = frame.decrypt(self.nwk_s_key, self.app_s_key, fcnt) if frame.frm_payload else b""
+        commands, _ = mc.parse(payload if frame.fport == 0 else frame.fopts, uplink=False)
+        self.mac.downlink(commands, snr)
         fctrl = frame.fctrl
-        return Downlink(fcnt, frame.fport, payload, fctrl.ack, fctrl.f_pending, frame.confirmed)
+        return Downlink(
+            fcnt, frame.fport, payload, fctrl.ack, fctrl.f_pending, frame.confirmed, tuple(commands)
+        )
 
     def command(self, downlink: Downlink) -> tuple[str, dict[str, Any]]:
         """The city command a downlink carries, decoded with the device's codec."""

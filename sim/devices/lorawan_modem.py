@@ -12,6 +12,10 @@ nothing within ``rx_window_s`` (real seconds) reports what a real one reports af
 window: no Join-Accept, no acknowledgement. Several modems may share one forwarder: each offers
 every downlink to its own device, which rejects frames for another DevAddr or another AppKey.
 
+The radio follows the device's MAC layer: each frame goes on a channel the device holds (the two
+defaults until a CFList or NewChannelReq adds more) at the data rate it uses (``device.mac.dr``,
+which ADR may move), and the SNR the gateway hears falls 2 dB for each TXPower step ADR takes off.
+
 Fault: ``miss_downlinks(n)``: the next ``n`` receive windows hear nothing (a downlink lost to
 interference), so the device neither gets those frames nor acknowledges them.
 """
@@ -29,8 +33,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.lorawan.frames import FrameError
-from gateway.lorawan.region import DEFAULT_CHANNELS_HZ, datr_from_dr
+from gateway.lorawan.region import datr_from_dr
 from gateway.lorawan.registry import Registry
+from sim.devices.device_mac import DeviceMac
 from sim.devices.lorawan_device import Downlink, LoRaWANDevice
 from sim.devices.packet_forwarder import PacketForwarderSim, ReceivedDownlink
 
@@ -69,10 +74,17 @@ class ModemRadio:
         lsnr: float = 6.5,
         dev_nonce: int = 0,
         seed: int | None = None,
+        battery: int = 254,
     ) -> None:
         """``dev_nonce``: the first DevNonce; a gateway that remembers an earlier run of the same
-        device refuses the ones it has seen."""
-        self.device = LoRaWANDevice(keys.dev_eui, app_key=keys.app_key, join_eui=keys.join_eui)
+        device refuses the ones it has seen. ``lsnr``: the SNR at full power; ``battery``: what
+        the device reports in DevStatusAns."""
+        self.device = LoRaWANDevice(
+            keys.dev_eui,
+            app_key=keys.app_key,
+            join_eui=keys.join_eui,
+            mac=DeviceMac(battery=battery),
+        )
         self.device.dev_nonce = dev_nonce
         self.forwarder = forwarder
         self.rx_window_s = rx_window_s
@@ -92,20 +104,35 @@ class ModemRadio:
     def forget_session(self) -> None:
         """A reset: the session is gone; the DevNonce counter survives, as in the modem's NVM."""
         self.device.dev_addr = self.device.nwk_s_key = self.device.app_s_key = None
+        self.device.mac.reset()
 
-    def join(self, dr: int) -> bool:
-        """One Join-Request; True when a Join-Accept for this device came back."""
+    @property
+    def snr(self) -> float:
+        """The SNR at the gateway, and of downlinks at the device: less at lower power."""
+        return self.lsnr - 2 * self.device.mac.tx_power
+
+    def join(self) -> bool:
+        """One Join-Request, on a default channel at the set data rate; True when a Join-Accept
+        for this device came back."""
         self.forget_session()
-        accepted = self._exchange(self.device.join_request(), dr, self.device.accept_join)
+        frame = self.device.join_request()
+        accepted = self._exchange(frame, self.device.accept_join, join=True)
         return accepted is not None
 
-    def send(
-        self, port: int, payload: bytes, *, confirmed: bool, dr: int
-    ) -> tuple[bool, Downlink | None]:
-        """One data uplink: (acknowledged, the downlink that came back, if any)."""
+    def send(self, port: int, payload: bytes, *, confirmed: bool) -> tuple[bool, Downlink | None]:
+        """One data uplink at the device's data rate: (acknowledged, the downlink that came
+        back, if any). MAC answers that do not fit beside the payload go first, alone; a city
+        command the network put in that frame's answer is reported as the modem would."""
+        hear = lambda phy: self.device.downlink(phy, self.snr)  # noqa: E731
+        flushed = None
+        if self.device.owes_more_than_fits(port, payload):
+            flushed = self._exchange(self.device.uplink(None), hear)
         frame = self.device.uplink(port, payload, confirmed=confirmed)
-        downlink = self._exchange(frame, dr, self.device.downlink)
-        return (downlink is not None and downlink.ack), downlink
+        downlink = self._exchange(frame, hear)
+        acked = downlink is not None and downlink.ack
+        if (downlink is None or not downlink.fport) and flushed is not None and flushed.fport:
+            downlink = flushed
+        return acked, downlink
 
     def miss_downlinks(self, windows: int) -> None:
         self._deaf_windows = windows
@@ -114,7 +141,9 @@ class ModemRadio:
         if self._listening.is_set():
             self._inbox.put(received)
 
-    def _exchange(self, phy: bytes, dr: int, accept: Callable[[bytes], T]) -> T | None:
+    def _exchange(
+        self, phy: bytes, accept: Callable[[bytes], T], *, join: bool = False
+    ) -> T | None:
         """Transmit ``phy``; the first downlink ``accept`` takes within the receive window."""
         while not self._inbox.empty():  # what came after an earlier window closed is not ours
             self._inbox.get_nowait()
@@ -127,10 +156,10 @@ class ModemRadio:
             try:
                 self.forwarder.uplink(
                     phy,
-                    freq_hz=self._rng.choice(DEFAULT_CHANNELS_HZ),
-                    datr=datr_from_dr(dr),
-                    rssi=self.rssi,
-                    lsnr=self.lsnr,
+                    freq_hz=self.device.mac.frequency(self._rng, join=join),
+                    datr=datr_from_dr(self.device.mac.dr),
+                    rssi=self.rssi - 2 * self.device.mac.tx_power,
+                    lsnr=self.snr,
                     wait_ack=False,
                 )
             except OSError as exc:  # the server is down: the forwarder's datagram is lost

@@ -60,8 +60,9 @@ class Rak3172Sim(PtyDevice):
         self.radio = radio
         self.legacy_events = legacy_events
         # Factory settings: EU868 (band 4), ADR on, DR0 -- the driver must set what it needs.
-        self.settings = {"NWM": "1", "BAND": "4", "NJM": "1", "CLASS": "A", "ADR": "1", "DR": "0"}
-        self.settings["CFM"] = "0"
+        # DR and ADR live in the device's MAC layer, where LinkADRReq moves the data rate.
+        self.settings = {"NWM": "1", "BAND": "4", "NJM": "1", "CLASS": "A", "CFM": "0"}
+        radio.device.mac.adr, radio.device.mac.dr = True, 0
         self.echo = False
         self.received: list[str] = []  # every command line, keys included (tests read it)
         self._busy = threading.Event()
@@ -114,13 +115,21 @@ class Rak3172Sim(PtyDevice):
             self.settings["NWM"] = value
             self._reboot()  # the module restarts to change its work mode
             return None
-        self.settings[name] = value.upper()
+        mac = self.radio.device.mac
+        if name == "DR":
+            mac.dr = int(value)
+        elif name == "ADR":
+            mac.adr = value == "1"
+        else:
+            self.settings[name] = value.upper()
         return OK
 
     def _query(self, name: str) -> bytes:
         device = self.radio.device
         values = {
             **self.settings,
+            "DR": str(device.mac.dr),
+            "ADR": str(int(device.mac.adr)),
             "NJS": "1" if self.radio.joined else "0",
             "DEVEUI": f"{device.dev_eui:016x}",
             "APPEUI": f"{device.join_eui:016x}",
@@ -162,7 +171,7 @@ class Rak3172Sim(PtyDevice):
         if self._busy.is_set() or self._busy_sends > 0:
             self._busy_sends = max(0, self._busy_sends - 1)
             return _status("AT_BUSY_ERROR")
-        limit = max_payload(int(self.settings["DR"]))
+        limit = max_payload(self.radio.device.mac.dr)
         if (
             not port_text.isdigit()
             or not 1 <= int(port_text) <= 223
@@ -181,15 +190,14 @@ class Rak3172Sim(PtyDevice):
         return self.settings["BAND"] == BAND_AS923_1
 
     def _join_task(self) -> list[str]:
-        if self._on_band() and self.radio.join(int(self.settings["DR"])):
+        if self._on_band() and self.radio.join():
             return ["+EVT:JOINED"]
         return ["+EVT:JOIN FAILED" if self.legacy_events else "+EVT:JOIN_FAILED_RX_TIMEOUT"]
 
     def _send_task(self, port: int, payload: bytes, confirmed: bool) -> list[str]:
         acked, downlink = False, None
         if self._on_band():
-            dr = int(self.settings["DR"])
-            acked, downlink = self.radio.send(port, payload, confirmed=confirmed, dr=dr)
+            acked, downlink = self.radio.send(port, payload, confirmed=confirmed)
         if not confirmed:
             lines = ["+EVT:TX_DONE"]
         elif self.legacy_events:
@@ -199,7 +207,7 @@ class Rak3172Sim(PtyDevice):
         if downlink is not None and downlink.fport and downlink.payload:
             rssi, snr, hex_ = (
                 self.radio.rssi,
-                round(self.radio.lsnr),
+                round(self.radio.snr),
                 downlink.payload.hex().upper(),
             )
             if self.legacy_events:

@@ -8,7 +8,7 @@ import secrets
 from contextlib import contextmanager
 
 import pytest
-from gateway_rig import GW_EUI, Keys, Running, write_config
+from gateway_rig import GW_EUI, Keys, Net, Running, write_config
 
 from sim.devices.packet_forwarder import PacketForwarderSim
 
@@ -56,3 +56,16 @@ def forwarders():
     yield make
     for pf in made:
         pf.close()
+
+
+@pytest.fixture
+def net(tmp_path, keys):
+    made = []
+
+    def make(**settings):
+        made.append(Net(tmp_path, keys, **settings))
+        return made[-1]
+
+    yield make
+    for n in made:
+        n.close()

@@ -11,8 +11,16 @@ from pathlib import Path
 import yaml
 
 from edge.protocol import Envelope, Status, Topic
+from edge.runtime.clock import Clock
 from gateway.lorawan.config import GatewayConfig
+from gateway.lorawan.dedup import Reception
+from gateway.lorawan.forward import Uplink
+from gateway.lorawan.network import NetworkServer, NetworkSettings
+from gateway.lorawan.registry import Registry
+from gateway.lorawan.semtech_udp import Rxpk
 from gateway.lorawan.service import GatewayService
+from gateway.lorawan.sessions import SessionStore
+from gateway.lorawan.stats import Stats
 from sim.devices.lorawan_device import LoRaWANDevice
 
 GATEWAY_ID = "gw-test"
@@ -165,3 +173,80 @@ def statuses(messages):
         for m in messages
         if m.topic == f"machimori/v1/gateway/{GATEWAY_ID}/status"
     ]
+
+
+# -- the network server without sockets --------------------------------------------------------
+TMST = 4_294_000_000  # the concentrator counter wraps during the join delay
+
+
+class Radio:
+    """Stands in for the UDP server: every gateway has a route; downlinks are recorded."""
+
+    def __init__(self):
+        self.sent = []
+
+    def routable(self, gateway_eui):
+        return True
+
+    def transmit(self, downlink):
+        self.sent.append(downlink)
+        return True
+
+
+class Net:
+    """A network server over a state file, recording what it would forward and transmit."""
+
+    def __init__(self, tmp_path, keys, **settings):
+        registry_path = tmp_path / "devices.yaml"
+        if not registry_path.exists():
+            registry_path.write_text(yaml.safe_dump(registry_data(keys)))
+        self.stats = Stats(Clock())
+        self.store = SessionStore(tmp_path / "state.db", sync="normal")
+        self.forwarded: list[Uplink] = []
+        self.reports = []  # (device, command, command_seq, delivered, attempts)
+        self.server = NetworkServer(
+            Registry.load(registry_path),
+            self.store,
+            NetworkSettings(**settings),
+            self.stats,
+            self._forward,
+            self._report,
+            Clock(),
+        )
+        self.radio = Radio()
+        self.server.transmitter = self.radio
+
+    def _forward(self, uplink):
+        self.forwarded.append(uplink)
+        return len(self.forwarded) - 1
+
+    def _report(self, device, command, delivered):
+        self.reports.append(
+            (device.id, command.command, command.command_seq, delivered, command.attempts)
+        )
+
+    def command(self, device, interval_s, seq):
+        """The city's ``set_interval`` for ``device``, queued as the service queues it."""
+        registered = self.server.registry.by_eui[device.dev_eui]
+        fport, payload = registered.payload_codec.encode_command(
+            "set_interval", {"interval_s": interval_s}
+        )
+        self.server.enqueue(registered, fport, payload, command="set_interval", command_seq=seq)
+
+    def last_downlink(self):
+        return self.radio.sent[-1].first.data
+
+    def hear(self, phy, *gateways, tmst=TMST, datr="SF10BW125", freq=923.4):
+        gateways = gateways or ((GW_EUI, -80, 7.5),)
+        receptions = [
+            Reception(eui, Rxpk(tmst=tmst, freq=freq, datr=datr, rssi=rssi, lsnr=snr, data=phy))
+            for eui, rssi, snr in gateways
+        ]
+        self.server.handle(phy, receptions)
+
+    @property
+    def rejected(self):
+        return self.stats.snapshot()["rejected"]
+
+    def close(self):
+        self.store.close()

@@ -70,6 +70,20 @@ def test_bad_config_key_exits_2_naming_it(tmp_path):
     assert "gateway.yaml: lorawan.rx_window: expected one of 'rx1', 'rx2', 'auto'" in result.stderr
 
 
+def test_a_channel_outside_as923_1_exits_2_naming_it(tmp_path):
+    config = yaml.safe_load((ROOT / "configs/gateway.yaml").read_text())
+    config["lorawan"]["channels_mhz"] = [922.0, 868.3]
+    config["registry"] = str(ROOT / "configs/devices.yaml")
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
+    result = machimori("check", "--config", str(tmp_path / "gateway.yaml"))
+    assert result.returncode == 2
+    assert "gateway.yaml: lorawan" in result.stderr and "868.3 MHz is not in" in result.stderr
+    config["lorawan"]["channels_mhz"] = [922.0, 922.2]
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump(config))
+    result = machimori("check", "--config", str(tmp_path / "gateway.yaml"))
+    assert "channels  923.2, 923.4, 922, 922.2 MHz" in result.stdout
+
+
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))

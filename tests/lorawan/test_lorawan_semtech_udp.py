@@ -82,9 +82,8 @@ def test_protocol_txt_first_rxpk_example_is_not_base64():
     body = {"rxpk": [{"tmst": 1, "freq": 866.349812, "stat": 1, "modu": "LORA"}]}
     body["rxpk"][0] |= {"datr": "SF7BW125", "rssi": -35, "size": 32}
     body["rxpk"][0]["data"] = "-DS4CGaDCdG+48eJNM3Vai-zDpsR71Pn9CPA9uCON84"
-    with pytest.raises(UdpError) as err:
-        parse_datagram(b"\x02\x00\x01\x00" + EUI_BYTES + json.dumps(body).encode())
-    assert err.value.reason == "bad_rxpk"
+    push = parse_datagram(b"\x02\x00\x01\x00" + EUI_BYTES + json.dumps(body).encode())
+    assert (push.rxpk, push.rejected) == ((), ("bad_data",))
 
 
 def test_protocol_txt_pull_resp_unpadded_data():
@@ -167,7 +166,6 @@ def test_pull_resp_wire_form():
         (b"\x02\x00\x01\x00" + EUI_BYTES + b"{" * 100_000, "bad_json"),
         (b"\x02\x00\x01\x00" + EUI_BYTES + b"\xff\xfe{}", "bad_json"),
         (b"\x02\x00\x01\x00" + EUI_BYTES + b'{"rxpk":{}}', "bad_rxpk"),
-        (b"\x02\x00\x01\x00" + EUI_BYTES + b'{"rxpk":[1]}', "bad_rxpk"),
         (b"\x02\x00\x01\x00" + EUI_BYTES + b'{"stat":[]}', "bad_stat"),
         (b"\x02\x00\x01\x00" + EUI_BYTES + b'{"stat":{"rxnb":true}}', "bad_stat"),
         (b"\x02\x00\x01\x03{}", "bad_txpk"),
@@ -194,30 +192,31 @@ GOOD_RXPK = {
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "reason"),
     [
-        {"tmst": -1},
-        {"tmst": 2**32},
-        {"tmst": 1.5},
-        {"stat": 2},
-        {"freq": "923.2"},
-        {"freq": 10**400},
-        {"rssi": True},
-        {"modu": "OOK"},
-        {"datr": 50000},
-        {"size": 2},
-        {"data": "Q"},
-        {"data": "QA==\n"},
-        {"data": "Éa=="},
-        {"lsnr": None},
-        {"codr": 5},
+        ({"tmst": -1}, "bad_tmst"),
+        ({"tmst": 2**32}, "bad_tmst"),
+        ({"tmst": 1.5}, "bad_tmst"),
+        ({"stat": 2}, "bad_stat"),
+        ({"freq": "923.2"}, "bad_freq"),
+        ({"freq": 10**400}, "bad_freq"),
+        ({"rssi": True}, "bad_rssi"),
+        ({"modu": "OOK"}, "bad_modulation"),
+        ({"datr": 50000}, "bad_modulation"),
+        ({"size": 2}, "bad_data"),
+        ({"data": "Q"}, "bad_data"),
+        ({"data": "QA==\n"}, "bad_data"),
+        ({"data": "Éa=="}, "bad_data"),
+        ({"lsnr": None}, "bad_lsnr"),
+        ({"codr": 5}, "bad_codr"),
     ],
 )
-def test_bad_rxpk_fields(change):
-    body = json.dumps({"rxpk": [GOOD_RXPK | change]}).encode()
-    with pytest.raises(UdpError) as err:
-        parse_datagram(b"\x02\x00\x01\x00" + EUI_BYTES + body)
-    assert err.value.reason == "bad_rxpk"
+def test_a_bad_rxpk_entry_is_rejected_by_field_and_its_neighbour_kept(change, reason):
+    """PROTOCOL.TXT §4: rxpk is an array; one unreadable entry does not spoil the others."""
+    body = json.dumps({"rxpk": [GOOD_RXPK | change, GOOD_RXPK, 1]}).encode()
+    push = parse_datagram(b"\x02\x00\x01\x00" + EUI_BYTES + body)
+    assert push.rejected == (reason, "not_object")
+    assert [p.tmst for p in push.rxpk] == [1]
 
 
 def test_good_rxpk_template_parses():
