@@ -1,6 +1,6 @@
-"""A static GTFS feed (GTFS-JP, 標準的なバス情報フォーマット, is GTFS plus a few ``*_jp.txt`` files):
-the stops, routes, trips and timetable that the bus matches its position against and the city's
-GTFS-Realtime feed refers to.
+"""A static GTFS feed: the stops, routes, trips and timetable that the bus matches its position
+against and the city's GTFS-Realtime feed refers to. GTFS-JP (標準的なバス情報フォーマット) is GTFS
+plus a few ``*_jp.txt`` files, which are read past.
 
 Written for the feeds cities really publish (GTFS Schedule reference, gtfs.org/schedule/reference):
 files may start with a UTF-8 BOM, times may have a one-digit hour (``8:00:00``) and pass 24:00
