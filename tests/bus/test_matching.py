@@ -51,7 +51,7 @@ def test_an_outbound_trip_is_found_and_its_stops_matched_in_order(feed):
             assert (m.stop_id, m.status) == (w.stop_id, "STOPPED_AT")
     assert stopped == [f"S0{i}" for i in range(1, 9)]
     moving = [m for w, m in seen if w.stop_id is None and m.status == "IN_TRANSIT_TO"]
-    assert moving and all(m.delay_s is None for m in moving)
+    assert moving and all(abs(m.delay_s) < 60 for m in moving)  # on time, as driven
 
 
 def test_the_return_trip_matches_the_other_direction_and_delay_is_measured(feed):

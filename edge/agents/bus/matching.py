@@ -46,7 +46,7 @@ class Match:
     stop_id: str | None = None  # the stop it is at (STOPPED_AT) or heading to (IN_TRANSIT_TO)
     stop_sequence: int | None = None
     status: str | None = None
-    delay_s: int | None = None  # how late at the stop it is at; None between stops
+    delay_s: int | None = None  # how late it was at the stop it is at, or last stood at
     last_stop_id: str | None = None  # the last stop it was at on this trip (where riders board)
 
 
@@ -61,37 +61,49 @@ class StopMatcher:
         self.trip: Trip | None = None
         self.service_day = ""
         self.index = -1  # index into trip.stop_times of the last stop the bus was at
-        self.at_stop = False
+        self.delay: int | None = None  # how late it was there
+        self._arrival_delay: int | None = None
 
     def set_route(self, route_id: str) -> None:
         if route_id not in self.feed.routes:
             raise ValueError(f"route {route_id!r} is not in the GTFS feed")
         self.route_id, self.trip, self.index = route_id, None, -1
+        self.delay = self._arrival_delay = None
 
     def update(self, lat: float, lon: float, at: datetime) -> Match:
         local = at.astimezone(self.zone)
         if self.trip is not None and self._finished(lat, lon):
-            self.trip, self.index = None, -1
+            self.trip, self.index, self.delay, self._arrival_delay = None, -1, None, None
         if self.trip is None:
             self._choose_trip(lat, lon, local)
         trip = self.trip
         if trip is None:
             return Match(self.route_id)
         near = self._nearest_ahead(trip, lat, lon)
-        self.at_stop = near is not None
         if near is not None:
+            st, t = trip.stop_times[near], self._seconds(local, self.service_day)
+            if near != self.index or self._arrival_delay is None:
+                # timed on arrival; at the first stop a bus waiting for its time is not early
+                self._arrival_delay = t - st.arrival_s if near > 0 else 0
+            # still standing after its departure time: late by that much
+            self.delay = max(self._arrival_delay, t - st.departure_s)
             self.index = near
-            st = trip.stop_times[near]
-            delay = self._seconds(local, self.service_day) - st.arrival_s
-            return self._match(trip, near, "STOPPED_AT", delay)
+            return self._match(trip, near, "STOPPED_AT")
         ahead = min(self.index + 1, len(trip.stop_times) - 1)
-        return self._match(trip, ahead, "IN_TRANSIT_TO", None)
+        return self._match(trip, ahead, "IN_TRANSIT_TO")
 
-    def _match(self, trip: Trip, index: int, status: str, delay: int | None) -> Match:
+    def _match(self, trip: Trip, index: int, status: str) -> Match:
         st = trip.stop_times[index]
         last = trip.stop_times[self.index].stop_id if self.index >= 0 else None
         return Match(
-            self.route_id, trip.id, self.service_day, st.stop_id, st.sequence, status, delay, last
+            self.route_id,
+            trip.id,
+            self.service_day,
+            st.stop_id,
+            st.sequence,
+            status,
+            self.delay,
+            last,
         )
 
     def _finished(self, lat: float, lon: float) -> bool:
