@@ -110,11 +110,12 @@ def _body(ctx: Context, data: Ridership, lang: str, query: dict[str, str]) -> st
     )
     q = urlencode(query)
     tz = ZoneInfo(ctx.config.http.timezone)
-    start, end = (from_ms(ms).astimezone(tz).strftime("%Y-%m-%d %H:%M")
-                  for ms in (data.start_ms, data.end_ms))
+    start, end = (
+        from_ms(ms).astimezone(tz).strftime("%Y-%m-%d %H:%M") for ms in (data.start_ms, data.end_ms)
+    )
     return (
         f"<header><h1>{t(lang, 'ridership')}</h1>"
-        f'<p id="period">{t(lang, "ridership_period", start=start, end=end)}</p></header><main>"
+        f'<p id="period">{t(lang, "ridership_period", start=start, end=end)}</p></header><main>'
         f'<p id="totals">{t(lang, "boardings")} <b id="boardings">{boards}</b> · '
         f'{t(lang, "alightings")} <b id="alightings">{alights}</b> · '
         f'{t(lang, "journeys")} <b id="journeys">{data.journeys}</b> · '
