@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from edge.runtime.clock import Clock
 from sim.serial_pty import PtyDevice
@@ -34,7 +34,8 @@ def _angle(value: float, degree_digits: int, hemispheres: str) -> str:
 
 
 def epoch(at: datetime, fix: tuple[float, float, float, float] | None) -> bytes:
-    """One second of a receiver's output: RMC then GGA (NMEA 0183 v4.10 fields)."""
+    """One second of a receiver's output: RMC then GGA (NMEA 0183 v4.10 fields, UTC)."""
+    at = at.astimezone(UTC)
     hhmmss = at.strftime("%H%M%S.") + f"{at.microsecond // 10000:02d}"
     ddmmyy = at.strftime("%d%m%y")
     if fix is None:
@@ -51,11 +52,16 @@ def epoch(at: datetime, fix: tuple[float, float, float, float] | None) -> bytes:
 
 class GnssSim(PtyDevice):
     def __init__(
-        self, where: Where, clock: Clock, name: str = "ttyGNSS", period_s: float = 1.0
+        self,
+        where: Where,
+        clock: Clock,
+        name: str = "ttyGNSS",
+        period_s: float = 1.0,
+        link_dir: str | None = None,
     ) -> None:
         self.where = where
         self.clock = clock
-        super().__init__(name)
+        super().__init__(name, link_dir=link_dir)
         self.stream(clock.real_seconds(period_s), self._epoch)
 
     def _epoch(self) -> bytes:

@@ -63,6 +63,7 @@ class StopMatcher:
         self.index = -1  # index into trip.stop_times of the last stop the bus was at
         self.delay: int | None = None  # how late it was there
         self._arrival_delay: int | None = None
+        self._done: set[tuple[str, str]] = set()  # (service day, trip) run to the end: not again
 
     def set_route(self, route_id: str) -> None:
         if route_id not in self.feed.routes:
@@ -73,6 +74,7 @@ class StopMatcher:
     def update(self, lat: float, lon: float, at: datetime) -> Match:
         local = at.astimezone(self.zone)
         if self.trip is not None and self._finished(lat, lon):
+            self._done.add((self.service_day, self.trip.id))
             self.trip, self.index, self.delay, self._arrival_delay = None, -1, None, None
         if self.trip is None:
             self._choose_trip(lat, lon, local)
@@ -136,6 +138,8 @@ class StopMatcher:
             service_day = day.strftime("%Y%m%d")
             t = self._seconds(local, service_day)
             for trip in self.feed.trips_on(self.route_id, day):
+                if (service_day, trip.id) in self._done:
+                    continue
                 if not trip.start_s - EARLY_S <= t <= trip.end_s + LATE_S:
                     continue
                 # the stop nearest the bus, and how far the timetable is from having it there
