@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
 from bus_rig import BusRig  # noqa: E402
+from store_helpers import Publisher  # noqa: E402
 
 from sim.broker import Mosquitto  # noqa: E402
 from sim.chromium import Chromium  # noqa: E402
@@ -22,6 +23,13 @@ def bus_rig(tmp_path: Path, own_broker: Mosquitto) -> Iterator[BusRig]:
     rig = BusRig(tmp_path, own_broker)
     yield rig
     rig.close()
+
+
+@pytest.fixture
+def publisher(own_broker: Mosquitto) -> Iterator[Publisher]:
+    pub = Publisher(own_broker)
+    yield pub
+    pub.close()
 
 
 @pytest.fixture(scope="session")

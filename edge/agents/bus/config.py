@@ -64,7 +64,11 @@ class BusConfig:
             raise ValueError("need 0 < seats <= capacity")
         if self.min_ride_s < 0 or self.max_ride_s <= self.min_ride_s:
             raise ValueError("need 0 <= min_ride_s < max_ride_s")
-        self.secret()  # a missing or short secret, or a broken feed, fails `agent check`
+
+    def check_files(self) -> None:
+        """The files this config names, read as the agent will (``agent check`` and ``run``
+        call it): a missing or short secret, a broken feed or an unknown route fail here."""
+        self.secret()
         self.token()
         try:
             feed = Feed.load(self.gtfs)
