@@ -28,6 +28,7 @@ from edge.runtime.clock import Clock
 from sim.devices.rdm6300 import Rdm6300Sim
 
 MIN_DWELL_S = 40
+DOORS_S = 0.4  # real seconds from the bus stopping to the first rider's tap
 HOUR_WEIGHT = {7: 1.6, 8: 1.8, 9: 1.0, 12: 0.8, 16: 1.2, 17: 1.6, 18: 1.2}  # else 0.6
 STOP_WEIGHT = {"S01": 2.0, "S05": 1.5, "S06": 1.2}  # else 1.0
 
@@ -150,7 +151,7 @@ class Riders:
         self.rate, self.forget, self.cash_share = rate, forget_tap_off, cash_share
         self.done = Ridership()
         self.errors: list[Exception] = []
-        self._aboard: list[Rider] = []
+        self.aboard: list[Rider] = []
         self._cash_aboard: list[tuple[str, str]] = []  # fare, destination
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="riders", daemon=True)
@@ -172,6 +173,7 @@ class Riders:
                 last = here if where.stop_id is not None else last
                 continue
             last = here
+            self._stop.wait(DOORS_S)  # the bus stops, the doors open
             try:
                 self._at_stop(where.trip_id, where.stop_id)
             except Exception as exc:  # kept for the test, like a device's errors
@@ -180,8 +182,8 @@ class Riders:
     def _at_stop(self, trip_id: str, stop_id: str) -> None:
         trip = self.drive.feed.trips[trip_id]
         order = [st.stop_id for st in trip.stop_times]
-        for rider in [r for r in self._aboard if r.destination == stop_id or r.trip_id != trip_id]:
-            self._aboard.remove(rider)
+        for rider in [r for r in self.aboard if r.destination == stop_id or r.trip_id != trip_id]:
+            self.aboard.remove(rider)
             if rider.tap_off and rider.trip_id == trip_id:
                 self.reader.present(rider.uid, 0.25)
                 self.done.taps_off.append((rider.uid, trip_id, stop_id))
@@ -207,7 +209,7 @@ class Riders:
             uid = self.passes.pop(self.rng.randrange(len(self.passes)))
             self.reader.present(uid, 0.25)
             self.done.taps_on.append((uid, trip_id, stop_id))
-            self._aboard.append(Rider(uid, dest, trip_id, self.rng.random() >= self.forget))
+            self.aboard.append(Rider(uid, dest, trip_id, self.rng.random() >= self.forget))
             self._pause()
 
     def _pause(self) -> None:

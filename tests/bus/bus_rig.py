@@ -79,12 +79,22 @@ class BusRig:
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
 
-    def start_bus(self, at: datetime, speed: float = 1.0, where: Any = None, **bus: Any) -> None:
+    def start_bus(
+        self,
+        at: datetime,
+        speed: float = 1.0,
+        where: Any = None,
+        gnss_period_s: float = 1.0,
+        **bus: Any,
+    ) -> None:
         """Start the agent with its clock at ``at``; the GNSS reports ``where(now)``."""
         if self.clock is None:
             self.clock = Clock(speed, at)
             self.gnss = GnssSim(
-                where or (lambda now: self.where(now)), self.clock, link_dir=str(self.tmp_path)
+                where or (lambda now: self.where(now)),
+                self.clock,
+                period_s=gnss_period_s,
+                link_dir=str(self.tmp_path),
             )
         file, agent_cls, agent_config = load(self.config_file(**bus))
         self.host = AgentHost(file.host, clock=self.clock)

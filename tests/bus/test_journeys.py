@@ -54,7 +54,7 @@ def test_missing_tap_off_closed_at_trip_end_and_on_next_trip(tmp_path):
     assert closed["board_stop"] == "S02" and closed["alight_stop"] is None
     assert not closed["tap_off"]
     # the trip WD-01 is over: c2 is closed too, c1's new journey on WD-02 stays open
-    (left,) = s.close_open("WD-02", older_than_t=-1)
+    (left,) = s.close_open({"WD-02"}, older_than_t=-1)
     assert left["card"] == "c2" and left["trip_id"] == "WD-01"
     assert counts["missing_tap_off"] == 2 and s.on_board("WD-02") == 1
 
@@ -62,8 +62,8 @@ def test_missing_tap_off_closed_at_trip_end_and_on_next_trip(tmp_path):
 def test_journeys_older_than_max_ride_are_closed(tmp_path):
     s, _ = state(tmp_path)
     s.tap("c1", "em4100", Place("M1", "WD-01", "S01"), "t0", 0.0, 60)
-    assert s.close_open("WD-01", older_than_t=-1) == []
-    assert len(s.close_open("WD-01", older_than_t=1.0)) == 1
+    assert s.close_open({"WD-01"}, older_than_t=-1) == []
+    assert len(s.close_open({"WD-01"}, older_than_t=1.0)) == 1
 
 
 def test_open_journeys_and_tablet_ids_survive_a_restart(tmp_path):
@@ -95,3 +95,16 @@ def test_tablet_counts_leave_out_undone_entries(tmp_path):
     s.add_entry({"entry": "u1", "action": "undo", "target": "e1", "trip_id": "WD-01", "ts": "t"})
     assert s.counts("WD-01") == {"board": {"cash": 1}, "alight": {"child": 1}}
     assert s.counts("WD-02") == {"board": {}, "alight": {}}
+
+
+def test_at_the_terminus_riders_of_the_trip_that_ended_tap_off_into_it(tmp_path):
+    s, counts = state(tmp_path)
+    s.tap("c1", "em4100", Place("M1", "WD-01", "S03"), "t0", 0.0, 60)
+    # the bus stands at S08, already on WD-02 (which starts here); c1 taps off
+    (journey,) = s.tap("c1", "em4100", Place("M1", "WD-02", "S08"), "t1", 900.0, 60, "WD-01")
+    assert (journey["trip_id"], journey["alight_stop"], journey["tap_off"]) == (
+        "WD-01",
+        "S08",
+        True,
+    )
+    assert counts["missing_tap_off"] == 0 and s.on_board("WD-02") == 0

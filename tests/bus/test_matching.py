@@ -41,13 +41,13 @@ def test_haversine_against_a_known_distance():
 def test_an_outbound_trip_is_found_and_its_stops_matched_in_order(feed):
     start = TUESDAY.replace(hour=6, minute=58)
     seen = drive(feed, ["WD-01", "WD-02"], start, minutes=24)
-    trips = {m.trip_id for _, m in seen if m.trip_id}
-    assert trips == {"WD-01"}
+    trips = {m.trip_id for _, m in seen if m.trip_id and m.stop_id != "S08"}
+    assert trips == {"WD-01"}  # at S08 it turns into WD-02 (tested below)
     stopped = []
     for w, m in seen:
         if m.status == "STOPPED_AT" and (not stopped or stopped[-1] != m.stop_id):
             stopped.append(m.stop_id)
-        if w.stop_id is not None:  # standing at a stop: matched to that very stop
+        if w.stop_id is not None and w.trip_id == m.trip_id:  # standing at a stop: that stop
             assert (m.stop_id, m.status) == (w.stop_id, "STOPPED_AT")
     assert stopped == [f"S0{i}" for i in range(1, 9)]
     moving = [m for w, m in seen if w.stop_id is None and m.status == "IN_TRANSIT_TO"]
@@ -79,14 +79,20 @@ def test_no_trip_outside_the_timetable(feed):
     assert m.trip_id is None and m.stop_id is None
 
 
-def test_after_its_last_stop_the_bus_takes_the_next_trip(feed):
+def test_at_the_terminus_the_bus_takes_the_next_trip_and_names_the_last(feed):
     start = TUESDAY.replace(hour=7, minute=15)
     seen = drive(feed, ["WD-01", "WD-02"], start, minutes=40)
     order = []
     for _, m in seen:
         if m.trip_id and (not order or order[-1] != m.trip_id):
             order.append(m.trip_id)
-    assert order == ["WD-01", "WD-02"]
+    assert order == ["WD-01", "WD-02", "WD-03"]  # WD-03 starts where WD-02 ends
+    turned = next(i for i, (_, m) in enumerate(seen) if m.trip_id == "WD-02")
+    w, m = seen[turned]
+    assert w.stop_id == "S08" and w.trip_id == "WD-01"  # still standing where WD-01 ended
+    assert (m.stop_id, m.status, m.previous_trip_id) == ("S08", "STOPPED_AT", "WD-01")
+    left = [m for _, m in seen[turned:] if m.status == "IN_TRANSIT_TO"]
+    assert left and all(m.previous_trip_id is None for m in left)
 
 
 def test_a_stop_behind_the_bus_is_never_matched_again(feed):

@@ -69,8 +69,8 @@ class BusAgent:
             if match.trip_id != before.trip_id:
                 self.driver_stop = None
                 log.info("trip", extra={"fields": {"trip": match.trip_id, "route": match.route_id}})
-        if match.trip_id != before.trip_id:
-            self._close_journeys(match.trip_id, now)
+        if _riding(match) != _riding(before):
+            self._close_journeys(match, now)
         t = self.host.clock.monotonic()
         moving = (fix.speed_mps or 0.0) > self.config.moving_mps
         every = self.config.position_interval_s if moving else self.config.idle_interval_s
@@ -111,9 +111,10 @@ class BusAgent:
         tablet = sum(counts["board"].values()) - sum(counts["alight"].values())
         return max(0, self.state.on_board(trip_id) + tablet)
 
-    def _close_journeys(self, keep_trip: str | None, now: datetime) -> None:
+    def _close_journeys(self, match: Match, now: datetime) -> None:
+        """Journeys on trips the bus is done with, or open too long, end without a tap-off."""
         older = now.timestamp() - self.config.max_ride_s
-        for journey in self.state.close_open(keep_trip, older):
+        for journey in self.state.close_open(_riding(match), older):
             self.host.publish("event", "journey", journey, now)
 
     # -- cards ------------------------------------------------------------------------------
@@ -123,7 +124,13 @@ class BusAgent:
         now = self.host.clock.now()
         place = self.place()
         for journey in self.state.tap(
-            hashed, card.tech, place, utc_timestamp(now), now.timestamp(), self.config.min_ride_s
+            hashed,
+            card.tech,
+            place,
+            utc_timestamp(now),
+            now.timestamp(),
+            self.config.min_ride_s,
+            self.match.previous_trip_id,
         ):
             self.host.publish("event", "journey", journey, now)
 
@@ -256,7 +263,7 @@ class BusAgent:
                     self.on_fix(fix)
                 if clock.monotonic() >= expire_at:  # journeys open past max_ride_s
                     expire_at = clock.monotonic() + EXPIRE_EVERY_S
-                    self._close_journeys(self.match.trip_id, clock.now())
+                    self._close_journeys(self.match, clock.now())
         finally:
             stop.set()
             cards.join(5)
@@ -270,3 +277,10 @@ class BusAgent:
         """A driver's counters into the health status (the city sees a failing reader)."""
         for name, value in counters.items():
             self.host.health.set(prefix + name, value)
+
+
+def _riding(match: Match) -> set[str | None]:
+    """The trips whose riders may still be on board: the current one, and at a terminus the
+    one that just ended there."""
+    previous = {match.previous_trip_id} if match.previous_trip_id else set()
+    return {match.trip_id} | previous

@@ -55,9 +55,17 @@ class BusState:
 
     # -- card taps --------------------------------------------------------------------------
     def tap(
-        self, card: str, tech: str, place: Place, ts: str, t: float, min_ride_s: float
+        self,
+        card: str,
+        tech: str,
+        place: Place,
+        ts: str,
+        t: float,
+        min_ride_s: float,
+        previous_trip: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Record one tap at ``place``; returns the journeys it closed (to publish)."""
+        """Record one tap at ``place``; returns the journeys it closed (to publish).
+        ``previous_trip``: the trip that ended at this terminus, whose riders tap off here."""
         with self._lock:
             row = self._db.execute(
                 "SELECT card, tech, route_id, trip_id, stop_id, ts, t FROM open_journeys "
@@ -72,7 +80,7 @@ class BusState:
                 self.count("double_tap")
                 return []
             self._db.execute("DELETE FROM open_journeys WHERE card = ?", (card,))
-            if row[3] == place.trip_id:
+            if row[3] == place.trip_id or (previous_trip is not None and row[3] == previous_trip):
                 self.count("tap_off")
                 return [_journey(row, place.stop_id, ts)]
             # the card boards another trip without having tapped off the last one
@@ -81,15 +89,17 @@ class BusState:
             self.count("tap_on")
             return [_journey(row, None, None)]
 
-    def close_open(self, keep_trip: str | None, older_than_t: float) -> list[dict[str, Any]]:
-        """Close as missing tap-off every journey not on ``keep_trip`` or begun before
+    def close_open(self, keep: set[str | None], older_than_t: float) -> list[dict[str, Any]]:
+        """Close as missing tap-off every journey on a trip not in ``keep`` or begun before
         ``older_than_t``; returns them."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT card, tech, route_id, trip_id, stop_id, ts, t FROM open_journeys "
-                "WHERE trip_id IS NOT ? OR t < ?",
-                (keep_trip, older_than_t),
-            ).fetchall()
+            rows = [
+                row
+                for row in self._db.execute(
+                    "SELECT card, tech, route_id, trip_id, stop_id, ts, t FROM open_journeys"
+                ).fetchall()
+                if row[3] not in keep or row[6] < older_than_t
+            ]
             self._db.executemany(
                 "DELETE FROM open_journeys WHERE card = ?", [(r[0],) for r in rows]
             )

@@ -48,6 +48,7 @@ class Match:
     status: str | None = None
     delay_s: int | None = None  # how late it was at the stop it is at, or last stood at
     last_stop_id: str | None = None  # the last stop it was at on this trip (where riders board)
+    previous_trip_id: str | None = None  # at a terminus: the trip that just ended here
 
 
 class StopMatcher:
@@ -63,6 +64,7 @@ class StopMatcher:
         self.index = -1  # index into trip.stop_times of the last stop the bus was at
         self.delay: int | None = None  # how late it was there
         self._arrival_delay: int | None = None
+        self.previous: str | None = None  # the trip that ended at the terminus the bus is at
         self._done: set[tuple[str, str]] = set()  # (service day, trip) run to the end: not again
 
     def set_route(self, route_id: str) -> None:
@@ -74,14 +76,18 @@ class StopMatcher:
     def update(self, lat: float, lon: float, at: datetime) -> Match:
         local = at.astimezone(self.zone)
         if self.trip is not None and self._finished(lat, lon):
-            self._done.add((self.service_day, self.trip.id))
-            self.trip, self.index, self.delay, self._arrival_delay = None, -1, None, None
+            self._end_trip()
+            self.previous = None
+        elif self.trip is not None and self.index == len(self.trip.stop_times) - 1:
+            self._turn_around(local)
         if self.trip is None:
             self._choose_trip(lat, lon, local)
         trip = self.trip
         if trip is None:
             return Match(self.route_id)
         near = self._nearest_ahead(trip, lat, lon)
+        if near is None or near > 0:
+            self.previous = None  # left the terminus where the last trip ended
         if near is not None:
             st, t = trip.stop_times[near], self._seconds(local, self.service_day)
             if near != self.index or self._arrival_delay is None:
@@ -93,6 +99,31 @@ class StopMatcher:
             return self._match(trip, near, "STOPPED_AT")
         ahead = min(self.index + 1, len(trip.stop_times) - 1)
         return self._match(trip, ahead, "IN_TRANSIT_TO")
+
+    def _end_trip(self) -> None:
+        assert self.trip is not None
+        self._done.add((self.service_day, self.trip.id))
+        self.trip, self.index, self.delay, self._arrival_delay = None, -1, None, None
+
+    def _turn_around(self, local: datetime) -> None:
+        """At the last stop, where the route's next trip starts (a line's terminus): the bus
+        is on that trip from now on, so riders boarding for it board the right one. Riders of
+        the trip that ended here may still tap off: ``previous`` names it meanwhile."""
+        assert self.trip is not None
+        here = self.trip.stop_times[-1].stop_id
+        day = datetime.strptime(self.service_day, "%Y%m%d").date()
+        t = self._seconds(local, self.service_day)
+        for trip in self.feed.trips_on(self.route_id, day):
+            if (
+                trip.id != self.trip.id
+                and (self.service_day, trip.id) not in self._done
+                and trip.stop_times[0].stop_id == here
+                and trip.start_s - EARLY_S <= t <= trip.start_s + LATE_S
+            ):
+                ended = self.trip.id
+                self._end_trip()
+                self.trip, self.index, self.previous = trip, 0, ended
+                return
 
     def _match(self, trip: Trip, index: int, status: str) -> Match:
         st = trip.stop_times[index]
@@ -106,6 +137,7 @@ class StopMatcher:
             status,
             self.delay,
             last,
+            self.previous,
         )
 
     def _finished(self, lat: float, lon: float) -> bool:
