@@ -14,19 +14,19 @@ from edge.protocol.gtfs import Feed
 from gateway.services.gtfs_rt import occupancy
 from gateway.store.config import TransitConfig
 
-O = rt.VehiclePosition
+VP = rt.VehiclePosition
 
 
 @pytest.mark.parametrize(
     ("on_board", "expected"),
     [
-        (0, O.EMPTY),
-        (5, O.MANY_SEATS_AVAILABLE),
-        (15, O.FEW_SEATS_AVAILABLE),
-        (25, O.STANDING_ROOM_ONLY),
-        (35, O.CRUSHED_STANDING_ROOM_ONLY),
-        (40, O.FULL),
-        (55, O.FULL),
+        (0, VP.EMPTY),
+        (5, VP.MANY_SEATS_AVAILABLE),
+        (15, VP.FEW_SEATS_AVAILABLE),
+        (25, VP.STANDING_ROOM_ONLY),
+        (35, VP.CRUSHED_STANDING_ROOM_ONLY),
+        (40, VP.FULL),
+        (55, VP.FULL),
     ],
 )
 def test_occupancy_bands_for_a_bus_of_20_seats_and_40_places(on_board, expected):
@@ -91,19 +91,19 @@ def test_vehicle_positions_field_by_field(city):
         assert -90 <= vp.position.latitude <= 90 and -180 <= vp.position.longitude <= 180
         assert 0 <= vp.position.bearing < 360
         assert before - 60 <= vp.timestamp <= time.time() + 5
-        assert vp.occupancy_status in O.OccupancyStatus.values()
+        assert vp.occupancy_status in VP.OccupancyStatus.values()
         if vp.HasField("trip"):  # a trip the static feed has, with its route
             assert vp.trip.trip_id in static.trips
             assert static.trips[vp.trip.trip_id].route_id == vp.trip.route_id
             assert vp.stop_id in static.stops
     one, two, off, unknown = feed.entity
     assert (one.vehicle.trip.trip_id, one.vehicle.stop_id) == ("WD-03", "S04")
-    assert one.vehicle.current_status == O.STOPPED_AT and one.vehicle.current_stop_sequence == 4
+    assert one.vehicle.current_status == VP.STOPPED_AT and one.vehicle.current_stop_sequence == 4
     assert one.vehicle.trip.direction_id == 0 and one.vehicle.trip.start_date == "20261201"
-    assert one.vehicle.occupancy_status == O.FEW_SEATS_AVAILABLE
+    assert one.vehicle.occupancy_status == VP.FEW_SEATS_AVAILABLE
     assert one.vehicle.occupancy_percentage == 30
-    assert two.vehicle.current_status == O.IN_TRANSIT_TO
-    assert two.vehicle.occupancy_status == O.EMPTY and two.vehicle.trip.direction_id == 1
+    assert two.vehicle.current_status == VP.IN_TRANSIT_TO
+    assert two.vehicle.occupancy_status == VP.EMPTY and two.vehicle.trip.direction_id == 1
     assert not off.vehicle.HasField("trip") and not off.vehicle.stop_id
     assert not unknown.vehicle.HasField("trip")  # an unknown trip id is not published
 
