@@ -16,10 +16,12 @@ PERIOD_S = 0.065
 
 
 class Rdm6300Sim(PtyDevice):
-    def __init__(self, name: str = "ttyRFID", *, seed: int | None = None) -> None:
+    def __init__(
+        self, name: str = "ttyRFID", *, link_dir: str | None = None, seed: int | None = None
+    ) -> None:
         self._card: bytes | None = None
         self._lock_card = threading.Lock()
-        super().__init__(name, seed=seed)
+        super().__init__(name, link_dir=link_dir, seed=seed)
         self.stream(PERIOD_S, self._emit)
 
     def _emit(self) -> bytes | None:
