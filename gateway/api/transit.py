@@ -3,7 +3,7 @@ ridership for staff (CSV per stop and hour, the origin-destination matrix, a sum
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
@@ -29,32 +29,29 @@ def transit(ctx: Context) -> Transit:
     return ctx.transit
 
 
-def _protobuf(message: Any) -> Response:
-    return Response(message.SerializeToString(), media_type=PROTOBUF)
+REALTIME = {200: {"content": {PROTOBUF: {}}, "description": "GTFS-Realtime FeedMessage"}}
+
+
+def _realtime(ctx: Context, message: str) -> Response:
+    t = transit(ctx)
+    build = getattr(t.realtime, message)  # vehicle_positions or trip_updates
+    return Response(
+        build(t.positions(ctx.store), ctx.now_ms()).SerializeToString(), media_type=PROTOBUF
+    )
 
 
 @router.get(
-    "/gtfs-rt/vehicle-positions.pb",
-    response_class=Response,
-    responses={200: {"content": {PROTOBUF: {}}, "description": "GTFS-Realtime FeedMessage"}}
-    | NO_TRANSIT,
+    "/gtfs-rt/vehicle-positions.pb", response_class=Response, responses=REALTIME | NO_TRANSIT
 )
 def vehicle_positions(ctx: Ctx) -> Response:
     """GTFS-Realtime VehiclePositions of the city's buses (protobuf, FULL_DATASET)."""
-    t = transit(ctx)
-    return _protobuf(t.realtime.vehicle_positions(t.positions(ctx.store), ctx.now_ms()))
+    return _realtime(ctx, "vehicle_positions")
 
 
-@router.get(
-    "/gtfs-rt/trip-updates.pb",
-    response_class=Response,
-    responses={200: {"content": {PROTOBUF: {}}, "description": "GTFS-Realtime FeedMessage"}}
-    | NO_TRANSIT,
-)
+@router.get("/gtfs-rt/trip-updates.pb", response_class=Response, responses=REALTIME | NO_TRANSIT)
 def trip_updates(ctx: Ctx) -> Response:
     """GTFS-Realtime TripUpdates: each bus's measured delay, from its next stop on."""
-    t = transit(ctx)
-    return _protobuf(t.realtime.trip_updates(t.positions(ctx.store), ctx.now_ms()))
+    return _realtime(ctx, "trip_updates")
 
 
 def load_ridership(

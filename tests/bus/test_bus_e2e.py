@@ -9,6 +9,9 @@ from bus_rig import jst
 from google.transit import gtfs_realtime_pb2 as rt
 from store_helpers import get, login, wait_until
 
+from gateway.store.intake import to_ms
+from sim.transit.bus_run import BusDrive
+
 ADULT = bytes.fromhex("62E3086CED")
 CHILD = bytes.fromhex("0A00B1C2D3")
 STRANGER = bytes.fromhex("1F00000042")
@@ -110,3 +113,24 @@ def test_positions_reach_the_gtfs_realtime_feed(bus_rig):
     (tu,) = [e.trip_update for e in updates.entity]
     assert tu.trip.trip_id == "WD-01"
     assert 100 <= tu.stop_time_update[0].arrival.delay <= 140
+
+
+def test_positions_every_few_seconds_while_moving_and_seldom_while_standing(bus_rig):
+    rig = bus_rig
+    drive = BusDrive(rig.feed, ["WD-01"], jst(12, 0))
+    rig.start_bus(
+        jst(6, 57, 0), speed=20.0, where=drive.gnss, position_interval_s=5.0, idle_interval_s=30.0
+    )
+    wait_until(lambda: rig.clock.now() >= jst(7, 6, 0), 60, "nine minutes of the timetable")
+    positions = sorted(rig.messages("position"), key=lambda m: m.ts_ms)
+    standing = [m for m in positions if m.ts_ms < to_ms(jst(7, 0, 0))]
+    moving = [m for m in positions if m.data["speed_mps"] > 1.5]
+    # three minutes at the first stop: every 30 s, not every fix (180 of them)
+    assert 4 <= len(standing) <= 9
+    assert len(moving) >= 20
+    gaps = [  # between two positions in a row while moving
+        (b.ts_ms - a.ts_ms) / 1000
+        for a, b in zip(positions, positions[1:])
+        if a.data["speed_mps"] > 1.5 and b.data["speed_mps"] > 1.5
+    ]
+    assert gaps and max(gaps) <= 7.0  # every 5 s (+ up to two GNSS epochs) while moving
