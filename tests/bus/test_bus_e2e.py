@@ -130,7 +130,7 @@ def test_positions_every_few_seconds_while_moving_and_seldom_while_standing(bus_
     assert len(moving) >= 20
     gaps = [  # between two positions in a row while moving
         (b.ts_ms - a.ts_ms) / 1000
-        for a, b in zip(positions, positions[1:])
+        for a, b in zip(positions, positions[1:], strict=False)
         if a.data["speed_mps"] > 1.5 and b.data["speed_mps"] > 1.5
     ]
     assert gaps and max(gaps) <= 7.0  # every 5 s (+ up to two GNSS epochs) while moving
