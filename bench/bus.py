@@ -48,7 +48,8 @@ from gateway.store.db import Filter, open_store  # noqa: E402
 from gateway.store.intake import Batch, classify  # noqa: E402
 from gateway.store.service import StoreService  # noqa: E402
 from sim.broker import Mosquitto  # noqa: E402
-from sim.devices.gnss_receiver import GnssSim  # noqa: E402
+from sim.child_day import Sky  # noqa: E402
+from sim.devices.gnss_receiver import GnssReceiverSim  # noqa: E402
 from sim.serial_pty import PtyDevice  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +135,11 @@ def taps_end_to_end(
     feed = Feed.load(SAMPLE)
     clock = Clock(1.0, START)
     position = [feed.stops["S01"]]
-    gnss = GnssSim(
-        lambda _now: (position[0].lat, position[0].lon, 0.0, 0.0), clock, link_dir=str(tmp)
+    gnss = GnssReceiverSim(
+        lambda _now: Sky(position[0].lat, position[0].lon, True, 0.9, 9),
+        clock,
+        name="ttyGNSS",
+        link_dir=tmp,
     )
     reader = PtyDevice("ttyRFID", link_dir=str(tmp))
     secret = tmp / "secret"

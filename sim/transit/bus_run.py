@@ -3,7 +3,7 @@
 ``BusDrive`` says where the bus is at any moment of simulation time: standing at a stop from its
 timetabled arrival until it leaves (at least ``MIN_DWELL_S``, so riders can board at a stop the
 timetable gives no dwell), and between stops moving in a straight line at the speed that keeps
-time. It feeds :class:`sim.devices.gnss_receiver.GnssSim`.
+time. ``sky`` feeds :class:`sim.devices.gnss_receiver.GnssReceiverSim`.
 
 ``Riders`` watches the same drive and, at each stop, has riders tap off (most of them: a few
 forget, ``forget_tap_off``) and tap on at the simulated RDM6300, with passes from a small city
@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from edge.protocol.gtfs import Feed, Trip
 from edge.runtime.clock import Clock
+from sim.child_day import Sky
 from sim.devices.rdm6300 import Rdm6300Sim
 
 MIN_DWELL_S = 40
@@ -106,9 +107,10 @@ class BusDrive:
                 )
         return self._standing(trip, len(sts) - 1, trip.id)
 
-    def gnss(self, when: datetime) -> tuple[float, float, float, float]:
+    def sky(self, when: datetime) -> Sky:
+        """What the bus's GNSS receiver sees: open sky on a town's roads."""
         w = self.at(when)
-        return (w.lat, w.lon, w.speed_mps, w.course_deg)
+        return Sky(w.lat, w.lon, True, 0.9, 9)
 
 
 @dataclass

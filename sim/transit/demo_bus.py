@@ -25,7 +25,7 @@ from edge.runtime.clock import Clock
 from gateway.services.cards import CardRegistry
 from gateway.store.db import open_store
 from sim.broker import free_port
-from sim.devices.gnss_receiver import GnssSim
+from sim.devices.gnss_receiver import GnssReceiverSim
 from sim.devices.rdm6300 import Rdm6300Sim
 from sim.transit.bus_run import BusDrive, Riders
 
@@ -60,7 +60,9 @@ class DemoBus:
         devices = workdir / "dev"
         devices.mkdir(parents=True, exist_ok=True)
         self.reader = Rdm6300Sim(link_dir=str(devices), seed=seed)
-        self.gnss = GnssSim(self.drive.gnss, self.clock, link_dir=str(devices))
+        self.gnss = GnssReceiverSim(
+            self.drive.sky, self.clock, period_s=1 / SPEED, name="ttyGNSS", link_dir=devices
+        )
         self.secret = secrets.token_bytes(32).hex().encode()
         self.passes = [bytes([0x3C, 0, seed, 0, i]) for i in range(PASSES)]
         self.tablet_port = free_port()

@@ -25,7 +25,8 @@ from edge.runtime.host import AgentHost
 from gateway.store.config import TransitConfig
 from gateway.store.db import Filter
 from sim.broker import Mosquitto
-from sim.devices.gnss_receiver import GnssSim
+from sim.child_day import Sky
+from sim.devices.gnss_receiver import GnssReceiverSim
 from sim.devices.rdm6300 import Rdm6300Sim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,9 +47,15 @@ class BusRig:
         self.secret_file = tmp_path / "card-secret"
         self.secret_file.write_bytes(SECRET)
         self.reader = Rdm6300Sim()
-        self.position: tuple[float, float, float, float] | None = None
-        self.where = lambda _at: self.position
-        self.gnss: GnssSim | None = None
+        self.position: tuple[float, float] | None = None  # None: no fix
+
+        def where(_at: datetime) -> Sky:
+            if self.position is None:
+                return Sky(0.0, 0.0, False, 99.0, 0)
+            return Sky(*self.position, True, 0.9, 9)
+
+        self.where = where
+        self.gnss: GnssReceiverSim | None = None
         self.clock: Clock | None = None
         self.host: AgentHost | None = None
         self.agent: BusAgent | None = None
@@ -90,11 +97,12 @@ class BusRig:
         """Start the agent with its clock at ``at``; the GNSS reports ``where(now)``."""
         if self.clock is None:
             self.clock = Clock(speed, at)
-            self.gnss = GnssSim(
+            self.gnss = GnssReceiverSim(
                 where or (lambda now: self.where(now)),
                 self.clock,
-                period_s=gnss_period_s,
-                link_dir=str(self.tmp_path),
+                period_s=self.clock.real_seconds(gnss_period_s),
+                name="ttyGNSS",
+                link_dir=self.tmp_path,
             )
         file, agent_cls, agent_config = load(self.config_file(**bus))
         self.host = AgentHost(file.host, clock=self.clock)
@@ -114,10 +122,10 @@ class BusRig:
     def tablet_url(self) -> str:
         return f"http://127.0.0.1:{self.tablet_port}/"
 
-    def at_stop(self, stop_id: str, speed: float = 0.0) -> None:
+    def at_stop(self, stop_id: str) -> None:
         """Put the bus at a stop (the GNSS reports it from its next epoch)."""
         stop = self.feed.stops[stop_id]
-        self.position = (stop.lat, stop.lon, speed, 0.0)
+        self.position = (stop.lat, stop.lon)
 
     def wait_matched(self, stop_id: str | None, timeout_s: float = 15.0) -> None:
         assert self.agent is not None

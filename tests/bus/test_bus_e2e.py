@@ -3,6 +3,7 @@ journeys with the right stops; positions become the city's GTFS-Realtime feed.""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from bus_rig import jst
@@ -46,7 +47,7 @@ def test_taps_become_hashed_journeys_with_the_right_stops(bus_rig):
     rig.wait_matched("S06")
     rig.at_stop("S08")
     rig.wait_matched("S08")
-    rig.position = (38.20, 140.10, 8.0, 0.0)  # off the route, far from the terminus
+    rig.position = (38.20, 140.10)  # off the route, far from the terminus
     rig.wait_matched(None)
     journeys = rig.wait_messages("journey", 3)
     by_card = {j.data["card"]: j.data for j in journeys}
@@ -87,7 +88,7 @@ def test_taps_become_hashed_journeys_with_the_right_stops(bus_rig):
 
 def test_positions_reach_the_gtfs_realtime_feed(bus_rig):
     rig = bus_rig
-    rig.at_stop("S05", 0.0)
+    rig.at_stop("S05")
     rig.start_bus(jst(7, 13, 0))  # WD-01 is due at S05 at 7:11: two minutes late
     rig.wait_matched("S05")
     wait_until(
@@ -119,18 +120,21 @@ def test_positions_every_few_seconds_while_moving_and_seldom_while_standing(bus_
     rig = bus_rig
     drive = BusDrive(rig.feed, ["WD-01"], jst(12, 0))
     rig.start_bus(
-        jst(6, 57, 0), speed=20.0, where=drive.gnss, position_interval_s=5.0, idle_interval_s=30.0
+        jst(6, 58, 0), speed=10.0, where=drive.sky, position_interval_s=5.0, idle_interval_s=30.0
     )
-    wait_until(lambda: rig.clock.now() >= jst(7, 6, 0), 60, "nine minutes of the timetable")
+    wait_until(lambda: rig.clock.now() >= jst(7, 5, 0), 60, "seven minutes of the timetable")
     positions = sorted(rig.messages("position"), key=lambda m: m.ts_ms)
     standing = [m for m in positions if m.ts_ms < to_ms(jst(7, 0, 0))]
     moving = [m for m in positions if m.data["speed_mps"] > 1.5]
-    # three minutes at the first stop: every 30 s, not every fix (180 of them)
-    assert 4 <= len(standing) <= 9
+    # two minutes at the first stop: every 30 s, not every fix (120 of them)
+    assert 3 <= len(standing) <= 7
     assert len(moving) >= 20
-    gaps = [  # between two positions in a row while moving
+    gaps = [  # between two positions in a row on the road between two stops
         (b.ts_ms - a.ts_ms) / 1000
         for a, b in zip(positions, positions[1:], strict=False)
-        if a.data["speed_mps"] > 1.5 and b.data["speed_mps"] > 1.5
+        if a.data["status"] == b.data["status"] == "IN_TRANSIT_TO"
+        and a.data["stop_id"] == b.data["stop_id"]
     ]
-    assert gaps and max(gaps) <= 7.0  # every 5 s (+ up to two GNSS epochs) while moving
+    # every 5 s while moving, not the 30 s of a standing bus; at 10x a loaded machine's
+    # scheduling hiccups stretch a gap by seconds of bus time, hence the bound on the worst
+    assert gaps and statistics.median(gaps) <= 6.0 and max(gaps) < 15.0

@@ -18,7 +18,7 @@ def test_a_day_of_riders_is_counted_as_it_happened(bus_rig, seed):
     rig = bus_rig
     drive = BusDrive(rig.feed, ["WD-01", "WD-02"], jst(12, 0))
     passes = [bytes([0x10, seed, 0, 0, i]) for i in range(40)]
-    rig.start_bus(jst(6, 59, 30), speed=SPEED, where=drive.gnss, gnss_period_s=6.0)
+    rig.start_bus(jst(6, 59, 30), speed=SPEED, where=drive.sky, gnss_period_s=6.0)
     riders = Riders(drive, rig.clock, rig.reader, passes, seed, rig.tablet_url, rate=0.7).start()
     try:
         wait_until(lambda: rig.clock.now() >= jst(7, 31, 30), 120, "the bus on its second trip")
