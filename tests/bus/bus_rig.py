@@ -111,6 +111,8 @@ class BusRig:
             self.tablet_port = self.agent.tablet.port  # a restart keeps the page's address
         self._thread = threading.Thread(target=self.host.run, args=(self.agent,), daemon=True)
         self._thread.start()
+        reader = self.agent.reader
+        wait_until(lambda: reader.port.is_open, 15, "the bus agent's card reader open")
 
     def stop_bus(self) -> None:
         assert self.host is not None and self._thread is not None

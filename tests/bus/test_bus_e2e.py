@@ -27,7 +27,6 @@ def test_taps_become_hashed_journeys_with_the_right_stops(bus_rig):
     rig.at_stop("S01")
     rig.start_bus(jst(6, 59, 40))
     rig.wait_matched("S01")
-    time.sleep(0.5)  # the reader thread has opened its port
     rig.reader.present(ADULT, 0.3)
     time.sleep(0.6)
     rig.reader.present(CHILD, 0.3)
