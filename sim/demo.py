@@ -39,6 +39,7 @@ from sim.devices.packet_forwarder import PacketForwarderSim
 from sim.devices.river_gauge import GaugeSite, SimulatedLoraGauge
 from sim.scenarios import BaseFlow, FlashFlood, River, ScenarioSensor, flood_through_all_levels
 from sim.transit.demo_bus import DEVICE as BUS
+from sim.transit.demo_bus import SPEED as BUS_SPEED
 from sim.transit.demo_bus import DemoBus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -347,8 +348,8 @@ class Demo:
                 f"  gauges       {', '.join(gauges)} over MQTT; {', '.join(lora)} over LoRaWAN "
                 f"(RAK3172 sims -> packet forwarder -> {GATEWAY_ID})",
                 f"  camera       {CAMERA}: simulated video, wildlife-v1.tflite on the device",
-                f"  bus          {BUS} on route M1 of sim/transit/feed at 20x timetable time: "
-                f"RDM6300 and GNSS on ptys, riders tapping passes",
+                f"  bus          {BUS} on route M1 of sim/transit/feed at {BUS_SPEED:g}x timetable "
+                "time: RDM6300 and GNSS on ptys, riders tapping passes",
                 f"    tablet     {self.bus.tablet_url if self.bus else '-'}   (the driver's page)",
                 f"    GTFS-RT    {s.url}gtfs-rt/vehicle-positions.pb   "
                 f"{s.url}gtfs-rt/trip-updates.pb",

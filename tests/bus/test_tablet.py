@@ -144,3 +144,26 @@ def test_a_resent_entry_is_taken_once_and_a_bad_one_is_refused(bus_rig):
     counters = rig.agent.host.health.counters
     wait_until(lambda: counters["tablet_rejected"] == 2, 5)
     assert counters["tablet_repeat"] == 1 and counters["tablet_board"] == 1
+
+
+def test_a_paired_tablet_needs_its_token(bus_rig, browser):
+    rig = bus_rig
+    token = rig.tmp_path / "tablet-token"
+    token.write_text("pairing-token-7f3a\n")
+    rig.at_stop("S01")
+    rig.start_bus(jst(6, 59, 0), tablet={"bind": "127.0.0.1", "port": 0, "token_file": str(token)})
+    rig.wait_matched("S01")
+    with pytest.raises(urllib.error.HTTPError) as refused:  # a phone on the bus Wi-Fi
+        rig.post_entries([{"entry": "intruder-01", "action": "board", "fare": "cash"}])
+    assert refused.value.code == 401
+    tab = browser.new_tab(width=1280, height=800, mobile=False)
+    try:
+        tab.goto(rig.tablet_url + "?token=pairing-token-7f3a")  # paired once
+        tab.goto(rig.tablet_url)  # later visits carry the kept token
+        tab.wait_for("document.getElementById('link').className === 'online'")
+        click(tab, "board", "cash")
+        (event,) = rig.wait_messages("tablet", 1)
+        assert event.data["fare"] == "cash"
+    finally:
+        tab.close()
+    assert rig.agent.host.health.counters["tablet_unauthorised"] >= 1
