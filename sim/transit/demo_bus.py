@@ -81,7 +81,8 @@ class DemoBus:
             "clock_speed": SPEED,
             "clock_start": self.start_at.isoformat(),
             "log_level": "info",
-            "bus": rendered["bus"] | {
+            "bus": rendered["bus"]
+            | {
                 "gtfs": str(FEED),
                 "route_id": ROUTE,
                 "card_secret_file": str(secret_file),
