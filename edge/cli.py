@@ -54,7 +54,14 @@ def load(path: Path) -> tuple[AgentFile, type, object]:
         except ValueError as exc:
             raise ConfigError(path, key, "a file holding an AppKey of 32 hex digits") from exc
     agent_cls = load_agent(file.host.agent)
-    return file, agent_cls, file.agent_config(agent_cls.Config)
+    agent_config = file.agent_config(agent_cls.Config)
+    check_files = getattr(agent_config, "check_files", None)  # files the section names
+    if check_files is not None:
+        try:
+            check_files()
+        except ValueError as exc:
+            raise ConfigError(path, file.host.agent, str(exc)) from exc
+    return file, agent_cls, agent_config
 
 
 def main(argv: list[str], prog: str = "machimori agent") -> int:

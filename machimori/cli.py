@@ -19,6 +19,7 @@ COMMANDS = {
         "gateway.provision.cli",
         "devices from the city's catalogue to SD cards: secrets, broker files, revocation",
     ),
+    "bus": ("gateway.services.cli", "city buses: card registry (issue, revoke), GTFS feed check"),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),
 }
 

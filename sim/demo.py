@@ -7,8 +7,10 @@ Real parts everywhere, each in its own process as in the field: Mosquitto with a
 device and the generated least-privilege ACL; the city store with its river page, staff page and
 API on SQLite; the LoRaWAN gateway with a simulated packet forwarder; river gauges reading
 simulated ultrasonic sensors on ptys, two over MQTT and two over RAK3172 modems on ptys; a
-wildlife camera classifying a simulated video with the real model. River time runs ``--speed``
-times faster so a flood passes in a minute; the camera runs in real time.
+wildlife camera classifying a simulated video with the real model; a city bus on the sample GTFS-JP
+feed (``sim/transit/``) with riders tapping passes on a simulated RDM6300 and cash riders entered
+on its tablet. River time runs ``--speed`` times faster so a flood passes in a minute; the bus runs
+on timetable time at 20x; the camera in real time.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from sim.devices.camera import demo_camera
 from sim.devices.packet_forwarder import PacketForwarderSim
 from sim.devices.river_gauge import GaugeSite, SimulatedLoraGauge
 from sim.scenarios import BaseFlow, FlashFlood, River, ScenarioSensor, flood_through_all_levels
+from sim.transit.demo_bus import DEVICE as BUS
+from sim.transit.demo_bus import SPEED as BUS_SPEED
+from sim.transit.demo_bus import DemoBus
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "configs" / "demo-city.csv"
@@ -170,6 +175,7 @@ class Demo:
         self.hardware: list[Any] = []  # simulators to close
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.store: RunningStore | None = None
+        self.bus: DemoBus | None = None
 
     # -- files the provisioning CLI rendered, fitted to this machine ---------------------------
     def _mqtt(self, mqtt: dict[str, Any], user: str) -> dict[str, Any]:
@@ -212,11 +218,14 @@ class Demo:
             clock_speed=self.speed,
             refresh_s=5,
             sites_file=self.city.out / "sites.yaml",
+            # the bus runs on timetable time, not now: its positions stay in the feed
+            transit={"gtfs": str(ROOT / "sim" / "transit" / "feed"), "stale_after_s": 86400},
         )
         self._start_gateway_and_lora_gauges()
         for gauge in self.mqtt_gauges:
             self._start_mqtt_gauge(gauge)
         self._start_camera()
+        self._start_bus()
 
     def _start_mqtt_gauge(self, gauge: MqttGauge) -> None:
         sensor = ScenarioSensor(
@@ -284,6 +293,20 @@ class Demo:
         config["camera"] = demo_camera(self.workdir)  # a simulated video instead of /dev/video0
         self._spawn(CAMERA, "agent", "run", "--config", str(self._write_config(CAMERA, config)))
 
+    def _start_bus(self) -> None:
+        assert self.store is not None
+        self.bus = bus = DemoBus(self.workdir)
+        self.hardware.append(bus)
+        bus.register_passes(f"sqlite:///{self.store.workdir / 'store.db'}")
+        config = self.city.config(BUS)  # the catalogue's bus, rendered by `provision render`
+        config["mqtt"] = self._mqtt(config["mqtt"], BUS)
+        secret = self.city.render(BUS) / "card-secret"  # the city's card secret, mode 0600
+        secret.write_bytes(bus.secret)
+        secret.chmod(0o600)
+        config = bus.agent_config(config, secret)
+        self._spawn(BUS, "agent", "run", "--config", str(self._write_config(BUS, config)))
+        bus.start_riders()
+
     def stop(self, console: CityConsole) -> list[str]:
         """Agents first (they flush their outboxes), then the gateway, then the store."""
         failed = []
@@ -325,6 +348,12 @@ class Demo:
                 f"  gauges       {', '.join(gauges)} over MQTT; {', '.join(lora)} over LoRaWAN "
                 f"(RAK3172 sims -> packet forwarder -> {GATEWAY_ID})",
                 f"  camera       {CAMERA}: simulated video, wildlife-v1.tflite on the device",
+                f"  bus          {BUS} on route M1 of sim/transit/feed at {BUS_SPEED:g}x timetable "
+                "time: RDM6300 and GNSS on ptys, riders tapping passes",
+                f"    tablet     {self.bus.tablet_url if self.bus else '-'}   (the driver's page)",
+                f"    GTFS-RT    {s.url}gtfs-rt/vehicle-positions.pb   "
+                f"{s.url}gtfs-rt/trip-updates.pb",
+                f"    ridership  {s.url}staff/ridership?from=2026-01-01T00:00:00Z (staff login)",
                 f"  time         rivers at {self.speed:g}x (a 10-minute cycle every "
                 f"{600 / self.speed:g} s); the camera in real time",
                 f"  files        {self.workdir}/ (provision/ with secrets/ 0700, city/, devices/, "
@@ -372,7 +401,8 @@ def main(argv: list[str], prog: str = "machimori demo") -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        "starting: broker, store, gateway, gauges, camera (rendering its video once)...", flush=True
+        "starting: broker, store, gateway, gauges, camera (rendering its video once), bus...",
+        flush=True,
     )
     demo.broker.start()
     console = CityConsole(demo.broker, STORE_USER, demo.city.password(STORE_USER), args.quiet)

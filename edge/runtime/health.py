@@ -32,6 +32,11 @@ class Health:
         with self._lock:
             self.counters[name] += by
 
+    def set(self, name: str, value: int) -> None:
+        """A counter kept elsewhere (a driver's), mirrored here for the status."""
+        with self._lock:
+            self.counters[name] = value
+
     def error(self, message: str) -> None:
         """Remember the latest problem; it stays in the status until a newer one replaces it."""
         with self._lock:

@@ -64,12 +64,27 @@ class HostConfig:
     lorawan: LorawanConfig | None = None
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     clock_speed: float = 1.0  # >1 only in simulation: the agent's schedule runs that much faster
+    # simulation only: the moment the clock starts at (RFC 3339), e.g. a bus demo's timetable hour
+    clock_start: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     flush_timeout_s: float = 5.0  # on SIGTERM, how long queued messages get to leave
 
     def __post_init__(self) -> None:
         if self.link == "lorawan" and self.lorawan is None:
             raise ValueError("link: lorawan needs a lorawan section (modem, keys, codec)")
+        if self.clock_start is not None:
+            self.start_time()
+
+    def start_time(self) -> datetime | None:
+        if self.clock_start is None:
+            return None
+        try:
+            start = datetime.fromisoformat(self.clock_start.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("clock_start must be an RFC 3339 time with its offset") from None
+        if start.tzinfo is None:
+            raise ValueError("clock_start must be an RFC 3339 time with its offset")
+        return start
 
 
 class Agent(Protocol):
@@ -103,7 +118,7 @@ class AgentHost:
         self.config = config
         self.device = config.device.id
         self.kind = config.device.kind
-        self.clock = clock or Clock(config.clock_speed)
+        self.clock = clock or Clock(config.clock_speed, config.start_time())
         self.health = Health(self.clock)
         self.outbox = config.outbox.open(self.device)
         self.uplink: MqttUplink | LoraLink

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from edge.runtime.clock import Clock
 from gateway.api.auth import COOKIE, StaffAuth
 from gateway.api.sites import CameraSite, Site
+from gateway.services.transit import Transit
 from gateway.store.config import StoreConfig
 from gateway.store.db import Store
 from gateway.store.images import ImageFiles
@@ -28,6 +29,7 @@ class Context:
     # ingest workers in this process report here (for /healthz)
     ingest_stats: list[Callable[[], dict[str, Any]]] = field(default_factory=list)
     cameras: list[CameraSite] = field(default_factory=list)
+    transit: Transit | None = None  # the city's buses, when the config has a transit section
 
     def now_ms(self) -> int:
         return to_ms(self.clock.now())

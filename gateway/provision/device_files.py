@@ -92,7 +92,11 @@ def _agent_section(entry: Entry) -> dict[str, Any]:
         }
     if entry.kind == "tracker":
         return {"school": entry.school}
-    return {"route": entry.route}  # bus
+    return {  # bus: docs/bus.md; the feed and the card secret are copied on by the city
+        "route_id": entry.route,
+        "gtfs": "/var/lib/machimori/gtfs/city.zip",
+        "card_secret_file": f"/{ETC}/card-secret",
+    }
 
 
 def config_name(entry: Entry) -> str:

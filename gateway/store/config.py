@@ -182,6 +182,17 @@ class NgsiConfig:
 
 
 @dataclass
+class TransitConfig:
+    # The city's GTFS-JP feed (zip or folder): the GTFS-Realtime feed and ridership refer to it.
+    gtfs: Path
+    stale_after_s: float = 300.0  # a bus silent this long leaves the GTFS-Realtime feed
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.stale_after_s <= 86400:
+            raise ValueError("stale_after_s: 10..86400 seconds")
+
+
+@dataclass
 class StoreConfig:
     # sqlite:///relative.db, sqlite:////absolute/path.db, or postgresql://user@host:5432/db
     # (PostgreSQL passwords come from ~/.pgpass or PGPASSWORD, never this file)
@@ -195,6 +206,7 @@ class StoreConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
     ngsi: NgsiConfig = field(default_factory=NgsiConfig)
+    transit: TransitConfig | None = None  # the city's buses: GTFS-Realtime, ridership, cards
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     clock_speed: float = 1.0  # >1 only in simulation, to match the simulated field devices
 
@@ -224,6 +236,8 @@ def load_config(path: str | Path) -> StoreConfig:
         value = getattr(config.ngsi, name)
         if value is not None:
             setattr(config.ngsi, name, base / value)
+    if config.transit is not None:
+        config.transit.gtfs = base / config.transit.gtfs
     if config.mqtt.password_file is not None:
         config.mqtt.password_file = base / config.mqtt.password_file
     if config.database.startswith("sqlite:///"):

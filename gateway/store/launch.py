@@ -66,6 +66,7 @@ def start_store(
     refresh_s: int = 10,
     sites_file: Path = SITES,
     http_port: int | None = None,
+    transit: dict[str, object] | None = None,
     timeout_s: float = 30.0,
 ) -> RunningStore:
     """Run the store on SQLite in ``workdir``; returns once the river page answers."""
@@ -100,6 +101,8 @@ def start_store(
         "clock_speed": clock_speed,
         "log_level": "info",
     }
+    if transit is not None:
+        config["transit"] = transit
     config_path = workdir / "store.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     with open(workdir / "store.log", "ab") as log:

@@ -71,6 +71,7 @@ class StoreService:
         from gateway.api.auth import StaffAuth
         from gateway.api.context import Context
         from gateway.api.sites import load_sites_file
+        from gateway.services.transit import Transit
         from gateway.web.server import HttpServer, build_app
 
         staff = self.config.staff
@@ -91,6 +92,7 @@ class StoreService:
             auth,
             [self.ingest.stats.snapshot] if self.ingest else [],
             places.cameras,
+            Transit.open(self.config.transit, self.store) if self.config.transit else None,
         )
         return HttpServer(build_app(ctx), self.config.http.host, self.config.http.port)
 

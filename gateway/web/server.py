@@ -14,9 +14,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from edge.runtime.health import package_version
-from gateway.api import export, ngsi, opendata, routes, sightings
+from gateway.api import export, ngsi, opendata, routes, sightings, transit
 from gateway.api.context import Context
-from gateway.web import docs, river, staff
+from gateway.web import docs, ridership, river, staff
 from gateway.web import sightings as sightings_page
 from gateway.web.layout import SECURITY_HEADERS
 
@@ -52,8 +52,10 @@ def build_app(ctx: Context) -> FastAPI:
         routes.health_router,
         export.router,
         sightings.router,
+        transit.router,
         river.router,
         sightings_page.router,
+        ridership.router,
         staff.router,
         docs.router,
     ):
