@@ -243,8 +243,8 @@ class NmeaParser:
         mode_fix = epoch.gsa.mode_fix_type if epoch.gsa is not None else None
         return Fix(
             ts=self._timestamp(where.data[0], rmc.data[8] if rmc is not None else None),
-            lat=_coordinate(where.lat, where.lat_dir, 90),
-            lon=_coordinate(where.lon, where.lon_dir, 180),
+            lat=degrees_from_nmea(where.lat, where.lat_dir, 90),
+            lon=degrees_from_nmea(where.lon, where.lon_dir, 180),
             hdop=hdop,
             satellites=_integer(gga.data[6]) if gga is not None else None,
             altitude_m=_number(gga.data[8]) if gga is not None else None,
@@ -351,7 +351,7 @@ def _line_end(buf: bytearray) -> int:
     return min(cr, lf) if cr >= 0 and lf >= 0 else max(cr, lf)
 
 
-def _coordinate(value: str, hemisphere: str, limit: int) -> float:
+def degrees_from_nmea(value: str, hemisphere: str, limit: int) -> float:
     """``ddmm.mmmm`` (or ``dddmm.mmmm``) and N/S/E/W to signed decimal degrees."""
     if hemisphere not in ("N", "S", "E", "W") or "." not in value:
         raise ValueError(f"not a coordinate: {value!r} {hemisphere!r}")
