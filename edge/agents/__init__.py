@@ -10,6 +10,7 @@ import importlib
 AGENTS = {
     "river": "edge.agents.river:RiverAgent",
     "camera": "edge.agents.camera:CameraAgent",
+    "tracker": "edge.agents.tracker:TrackerAgent",
 }
 
 

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from gpiozero.pins.mock import MockPin
 
+from sim.devices.gnss_receiver import ddmm
 from sim.serial_pty import PtyDevice
 
 OK = b"\r\nOK\r\n"
@@ -104,8 +105,8 @@ class CellularModemSim(PtyDevice):
             return _answer("+CGPSINFO: ,,,,,,,,")
         lat, lon, at = where
         return _answer(
-            f"+CGPSINFO: {_ddmm(lat, 2)},{'N' if lat >= 0 else 'S'},"
-            f"{_ddmm(lon, 3)},{'E' if lon >= 0 else 'W'},"
+            f"+CGPSINFO: {ddmm(lat, 2, 6)},{'N' if lat >= 0 else 'S'},"
+            f"{ddmm(lon, 3, 6)},{'E' if lon >= 0 else 'W'},"
             f"{at:%d%m%y},{at:%H%M%S}.0,212.5,0.8,90.0"
         )
 
@@ -132,10 +133,3 @@ class CellularModemSim(PtyDevice):
                 self._powered = True
                 self.write(b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n")
             time.sleep(0.02)
-
-
-def _ddmm(value: float, degree_digits: int) -> str:
-    """Decimal degrees to NMEA's ``ddmm.mmmmmm`` (``dddmm...`` for longitude)."""
-    value = abs(value)
-    degrees = int(value)
-    return f"{degrees:0{degree_digits}d}{(value - degrees) * 60:09.6f}"
