@@ -17,7 +17,7 @@ FILIP_VERSION := 0.8.1
 $(BIN)/machimori: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,gateway,store,camera]'
+	$(BIN)/pip install --quiet -e '.[dev,gateway,store,camera,tracker]'
 	touch $@
 
 $(FIWARE_VENV)/bin/filip-ok:

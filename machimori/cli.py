@@ -19,6 +19,10 @@ COMMANDS = {
         "gateway.provision.cli",
         "devices from the city's catalogue to SD cards: secrets, broker files, revocation",
     ),
+    "tracker": (
+        "gateway.services.cli",
+        "child trackers, city side: school arrivals, guardians' page, who sees which child",
+    ),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),
 }
 

@@ -1,0 +1,1 @@
+"""City services on top of the store's stream: what a position or a reading means to people."""
