@@ -11,7 +11,7 @@ import pytest
 
 from edge.protocol import Envelope, utc_timestamp
 from edge.protocol.tracker import Position
-from gateway.services.geofence import Fence, FenceState
+from gateway.services.geofence import Fence
 from gateway.services.school import Pipeline
 from gateway.services.tracker_config import CircleConfig, FenceConfig, SchoolConfig
 from gateway.services.tracker_db import TrackerDb
