@@ -79,6 +79,21 @@ def test_policy_moving_child_sends_every_50_m_and_school_windows_are_finer():
     assert n > len(sends)
 
 
+def test_policy_reports_where_a_walk_ended_once_so_the_city_can_confirm_arrival():
+    policy = ReportingPolicy(ReportingConfig())
+    lat, lon = HOMES[0]
+    day = local(16, 0, date(2026, 12, 5))
+    t, sends = 0.0, []
+    while t < 1200:  # 5 minutes walking north, then standing still at the club's door
+        metres = 1.2 * min(t, 300.0)
+        d = policy.decide(fix_at(north(lat, metres), lon, day, 1.2 if t < 300 else 0.0), day, t)
+        sends += [(t, d.why)] if d.send else []
+        t += d.next_in_s
+    after = [(at, why) for at, why in sends if at > 330]
+    assert [why for _, why in after] == ["still"]  # once, not every look
+    assert 300 + 90 <= after[0][0] <= 300 + 90 + 120
+
+
 def test_policy_night_is_sparse_and_sos_is_immediate():
     policy = ReportingPolicy(ReportingConfig())
     lat, lon = HOMES[1]

@@ -56,6 +56,7 @@ class ReportingConfig:
     school_move_m: float = 20.0  # ... inside a school window
     moving_mps: float = 0.7  # a speed above this (slow walk) counts as moving
     heartbeat_s: float = 900.0  # a still child's position at least this often
+    settle_s: float = 90.0  # still this long after a walk: its end is sent once more
     night_heartbeat_s: float = 3600.0
     state_every_s: float = 1800.0  # battery and link
     sos_follow_s: float = 900.0  # after SOS, positions at school_every_s for this long

@@ -7,7 +7,9 @@ only as often as the moment needs and sends only what says something new:
   the child moved ``school_move_m`` — arrival at the gate must reach the guardian quickly;
 * **moving** (moved ``move_m`` since the last sent position, or faster than ``moving_mps``):
   wake every ``moving_every_s``, send each time the distance is exceeded;
-* **still**: wake every ``still_every_s``, send only a heartbeat every ``heartbeat_s``;
+* **still**: wake every ``still_every_s``, send only a heartbeat every ``heartbeat_s`` — and,
+  once, the place where a walk ended after ``settle_s`` without moving (so the city sees the
+  child at school twice, which is what confirms an arrival);
 * **night** (``night`` window): wake every ``night_every_s``, heartbeat every ``night_heartbeat_s``,
   but a child who moves at night is reported as moving.
 
@@ -50,6 +52,7 @@ class ReportingPolicy:
         self.night = parse_window(config.night)
         self.last_sent: tuple[float, float, float] | None = None  # lat, lon, monotonic
         self.sos_until = -math.inf
+        self._walked = False  # the last position was sent because the child had moved
 
     def sos(self, now_s: float) -> None:
         """The button was pressed: report at the school pace for ``sos_follow_s``."""
@@ -78,17 +81,22 @@ class ReportingPolicy:
         lat, lon, sent_s = self.last_sent
         moved = distance_m(lat, lon, fix.lat, fix.lon)
         fast = fix.speed_mps is not None and fix.speed_mps > c.moving_mps
+        # Once after a walk ends: where the child stopped, seen twice, is what lets the city
+        # confirm an arrival (two fixes inside the fence a minute apart).
+        settled = self._walked and now_s - sent_s >= c.settle_s
         if mode in ("school", "sos"):
             why = "sos" if mode == "sos" else "school"
-            if moved >= c.school_move_m or now_s - sent_s >= c.heartbeat_s or mode == "sos":
-                return self._sent(fix, now_s, why, c.school_every_s)
+            beat = now_s - sent_s >= c.heartbeat_s
+            if moved >= c.school_move_m or beat or settled or mode == "sos":
+                return self._sent(fix, now_s, why, c.school_every_s, moved >= c.school_move_m)
             return Decision(False, why, c.school_every_s)
         moving = moved >= c.move_m or fast
         pace = self._pace(mode, moving)
         if moved >= c.move_m:
-            return self._sent(fix, now_s, "moving", pace)
+            return self._sent(fix, now_s, "moving", pace, walked=True)
         why = "night" if mode == "night" else "still"
-        if now_s - sent_s >= (c.night_heartbeat_s if mode == "night" else c.heartbeat_s):
+        beat = now_s - sent_s >= (c.night_heartbeat_s if mode == "night" else c.heartbeat_s)
+        if beat or (settled and not moving):
             return self._sent(fix, now_s, why, pace)
         return Decision(False, "moving" if moving else why, pace)
 
@@ -98,8 +106,11 @@ class ReportingPolicy:
             return c.moving_every_s
         return c.night_every_s if mode == "night" else c.still_every_s
 
-    def _sent(self, fix: Fix, now_s: float, why: str, next_in_s: float) -> Decision:
+    def _sent(
+        self, fix: Fix, now_s: float, why: str, next_in_s: float, walked: bool = False
+    ) -> Decision:
         self.last_sent = (fix.lat, fix.lon, now_s)
+        self._walked = walked
         return Decision(True, why, next_in_s)
 
 
