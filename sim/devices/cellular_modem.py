@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from gpiozero.pins.mock import MockPin
 
@@ -103,7 +103,8 @@ class CellularModemSim(PtyDevice):
         where = self.position() if self.gnss_on else None
         if where is None:
             return _answer("+CGPSINFO: ,,,,,,,,")
-        lat, lon, at = where
+        lat, lon, moment = where
+        at = moment.astimezone(UTC)
         return _answer(
             f"+CGPSINFO: {ddmm(lat, 2, 6)},{'N' if lat >= 0 else 'S'},"
             f"{ddmm(lon, 3, 6)},{'E' if lon >= 0 else 'W'},"
@@ -114,7 +115,8 @@ class CellularModemSim(PtyDevice):
         where = self.position() if self.gnss_on else None
         if where is None:
             return b"\r\n+CME ERROR: 516\r\n"
-        lat, lon, at = where
+        lat, lon, moment = where
+        at = moment.astimezone(UTC)
         return _answer(
             f"+QGPSLOC: {at:%H%M%S}.000,{lat:.5f},{lon:.5f},1.1,212.5,3,90.00,2.9,1.6,"
             f"{at:%d%m%y},08"
