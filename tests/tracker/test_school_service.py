@@ -190,3 +190,28 @@ def test_each_alert_is_queued_once_per_guardian_and_channel(tmp_path):
     absence_at(rig, SCHOOL_DAY, 8, 30)
     absence_at(rig, SCHOOL_DAY, 8, 31)
     assert rig.db.notification_counts()["pending"] == 2  # two guardians, e-mail
+
+
+def test_an_sos_event_alerts_once_per_press_even_when_delivered_twice(tmp_path):
+    rig = Rig(tmp_path)
+    at = datetime(2026, 12, 1, 16, 5, tzinfo=JST)
+    press = Envelope("tracker-1", 50, utc_timestamp(at), "sos", {"lat": 38.1, "lon": 140.0})
+    rig.pipeline.handle([press])
+    rig.pipeline.handle([press])  # the broker re-delivered it
+    later = Envelope("tracker-1", 51, utc_timestamp(at + timedelta(minutes=3)), "sos", {})
+    rig.pipeline.handle([later])
+    assert rig.kinds() == ["sos", "sos"]
+    assert "lat" not in rig.published[0].data  # the alert names the child, not where
+
+
+def test_unknown_devices_and_bad_positions_are_counted_and_store_nothing(tmp_path):
+    rig = Rig(tmp_path)
+    at = utc_timestamp(datetime(2026, 12, 1, 7, 50, tzinfo=JST))
+    rig.pipeline.handle(
+        [
+            Envelope("tracker-9", 1, at, "position", {"lat": 38.1, "lon": 140.0}),
+            Envelope("tracker-1", 2, at, "position", {"lat": 98.1, "lon": 140.0}),
+        ]
+    )
+    assert rig.pipeline.counters == {"unknown_device": 1, "invalid_position": 1, "positions": 0}
+    assert rig.db.positions_for("test", "hana", 0, 2**62, 0) == []
