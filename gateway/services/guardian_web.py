@@ -20,7 +20,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -31,7 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from edge.protocol import EnvelopeError
+from edge.protocol import Envelope, EnvelopeError
 from gateway.api.auth import StaffAuth, _b64, _unb64
 from gateway.services.phones import basic_auth, from_osmand, from_owntracks, token_hash, token_ok
 from gateway.web.layout import SECURITY_HEADERS
@@ -416,40 +416,38 @@ def build_app(service: TrackerService) -> FastAPI:
     @app.post("/pub")
     async def owntracks_http(request: Request) -> Response:
         """The OwnTracks Recorder's HTTP endpoint: Basic auth as the device, JSON body."""
-        credentials = basic_auth(request.headers.get("authorization"))
-        device = credentials[0] if credentials else ""
-        registered = db.device(device) if device else None
-        if credentials is None or registered is None or not token_ok(credentials[1], registered[2]):
-            service.pipeline.count("phone_refused")
-            return JSONResponse({"detail": "unknown device or wrong token"}, status_code=401)
-        try:
-            env = from_owntracks(device, await request.body())
-        except (EnvelopeError, ValueError) as exc:
-            service.pipeline.count("rejected")
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-        if env is not None:
-            service.pipeline.handle([env])
-        return JSONResponse([])  # the Recorder answers with a (here empty) list of cards
+        user, token = basic_auth(request.headers.get("authorization")) or ("", None)
+        body = await request.body()
+        refused = phone(user, token, lambda: from_owntracks(user, body))
+        return refused or JSONResponse([])  # the Recorder answers with a list of cards
 
     @app.api_route("/osmand", methods=["GET", "POST"])
     async def osmand(request: Request) -> Response:
+        """Traccar Client: the fields in the query (or a form), the token in ``key``."""
         params = dict(request.query_params)
         if request.method == "POST":
             params |= await _form(request)
         credentials = basic_auth(request.headers.get("authorization"))
         token = params.pop("key", None) or (credentials[1] if credentials else None)
         device = params.get("id") or params.get("deviceid") or ""
+        return phone(device, token, lambda: from_osmand(params)) or Response(status_code=200)
+
+    def phone(
+        device: str, token: str | None, parse: Callable[[], Envelope | None]
+    ) -> Response | None:
+        """Check a phone's token and take its position; the refusal, or None when taken."""
         registered = db.device(device) if device else None
         if registered is None or not token_ok(token, registered[2]):
             service.pipeline.count("phone_refused")
-            return Response("unknown device or wrong key", status_code=401)
+            return Response("unknown device or wrong token", status_code=401)
         try:
-            env = from_osmand(params)
+            env = parse()
         except (EnvelopeError, ValueError) as exc:
             service.pipeline.count("rejected")
             return Response(str(exc), status_code=400)
-        service.pipeline.handle([env])
-        return Response(status_code=200)
+        if env is not None:
+            service.pipeline.handle([env])
+        return None
 
     return app
 

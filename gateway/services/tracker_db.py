@@ -274,19 +274,6 @@ class TrackerDb:
             ).fetchall()
         return [PositionRow(*r) for r in rows]
 
-    def latest_for(self, viewer: str, child: str, now_ms: int) -> PositionRow | None:
-        with self.tx() as cur:
-            cur.execute(
-                "INSERT INTO audit (ts_ms, viewer, child, what) VALUES (?, ?, ?, 'latest')",
-                (now_ms, viewer, child),
-            )
-            rows = cur.execute(
-                "SELECT child, ts_ms, device, lat, lon, acc, src FROM positions "
-                "WHERE child = ? ORDER BY ts_ms DESC LIMIT 1",
-                (child,),
-            ).fetchall()
-        return PositionRow(*rows[0]) if rows else None
-
     def history(self, child: str, start_ms: int, end_ms: int, purpose: str) -> list[PositionRow]:
         """Positions for a city service's own computation (the routine model of #12): no person
         sees them, but the read is audited under the service's ``purpose`` all the same."""

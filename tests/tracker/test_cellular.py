@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from edge.drivers.cellular import PowerConfig, QuectelGnss, Sim7600Gnss, open_modem
 from sim.devices.cellular_modem import CellularModemSim
@@ -14,15 +12,6 @@ from sim.serial_pty import PtyDevice
 
 AT = datetime(2026, 12, 1, 23, 5, 7, tzinfo=UTC)
 SCHOOL = (38.10412, 140.03565)
-
-
-@pytest.fixture
-def pins():
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = previous
 
 
 def test_link_health_signal_registration_and_sim():

@@ -4,26 +4,21 @@ real broker into the store."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
-from edge.agents.tracker import TrackerAgent, TrackerConfig
-from edge.agents.tracker.config import GnssConfig, ReportingConfig
+from edge.agents.tracker.config import ReportingConfig
 from edge.agents.tracker.reporting import ReportingPolicy, distance_m
 from edge.drivers.gnss import Fix
 from edge.protocol.tracker import Position
 from edge.runtime.clock import Clock
-from edge.runtime.host import AgentHost, DeviceConfig, HostConfig, OutboxConfig
-from edge.runtime.uplink import MqttConfig
 from gateway.store.db import Filter
 from sim.child_day import HOMES, JST, ChildDay
 from sim.devices.gnss_receiver import GnssReceiverSim
 from tests.store.store_helpers import start, store_config, wait_until
+from tests.tracker.tracker_rig import start_tracker
 
 DAY = date(2026, 12, 1)  # a Tuesday
 
@@ -124,15 +119,6 @@ def test_position_data_is_minimised_and_checked():
             Position.from_data(bad)
 
 
-@pytest.fixture
-def pins():
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = previous
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_tracker_on_a_pty_reaches_the_store_and_sos_goes_at_once(tmp_path, broker, pins, seed):
     device = f"tracker-e2e-{seed}"
@@ -140,24 +126,10 @@ def test_tracker_on_a_pty_reaches_the_store_and_sos_goes_at_once(tmp_path, broke
     child = ChildDay(DAY, HOMES[seed % len(HOMES)], seed=seed)
     store = start(store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", broker))
     with GnssReceiverSim(child.sky, clock, period_s=0.2, seed=seed) as receiver:
-        host = AgentHost(
-            HostConfig(
-                device=DeviceConfig(device, "tracker"),
-                agent="tracker",
-                mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1),
-                outbox=OutboxConfig(path=tmp_path / "outbox.db", sync="normal"),
-            ),
-            clock,
-        )
-        config = TrackerConfig(
-            gnss=GnssConfig(port=receiver.path, fix_timeout_s=1.0), modem=None, battery=None
-        )
-        agent = TrackerAgent(host, config)
-        runner = threading.Thread(target=host.run, args=(agent,), daemon=True)
-        runner.start()
+        host, runner = start_tracker(tmp_path, broker, clock, receiver.path, device)
         try:
             # about 14 simulated minutes: the walk to school
-            rows = wait_until(lambda: positions(store, device, 8), 30, "positions in the store")
+            rows = wait_until(lambda: positions(store, device, 8), 60, "positions in the store")
             assert {r["src"] for r in rows} == {"gnss"}
             for r in rows:  # each stored position lies near the child's true path that day
                 truth = [child.truth(t) for t in _minutes_around(r["ts"])]
@@ -166,7 +138,7 @@ def test_tracker_on_a_pty_reaches_the_store_and_sos_goes_at_once(tmp_path, broke
             pressed = time.monotonic()
             sos = Filter(device=device, type="sos")
             wait_until(lambda: store.store.messages(sos, 1), 5, "the SOS event")
-            assert time.monotonic() - pressed < 3.0
+            assert time.monotonic() - pressed < 5.0  # the next look would be minutes away
         finally:
             host.stop.set()
             runner.join(10)

@@ -5,33 +5,24 @@ by e-mail (a real SMTP server) and by a signed webhook. Notices survive a restar
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date, datetime
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
-from edge.agents.tracker import TrackerAgent, TrackerConfig
-from edge.agents.tracker.config import GnssConfig
 from edge.runtime.clock import Clock
-from edge.runtime.host import AgentHost, DeviceConfig, HostConfig, OutboxConfig
-from edge.runtime.uplink import MqttConfig
 from sim.child_day import HOMES, JST, ChildDay
 from sim.devices.gnss_receiver import GnssReceiverSim
 from tests.store.store_helpers import wait_until
-from tests.tracker.tracker_rig import Mailbox, Webhook, register, service_config, start_service
+from tests.tracker.tracker_rig import (
+    Mailbox,
+    Webhook,
+    register,
+    service_config,
+    start_service,
+    start_tracker,
+)
 
 DAY = date(2026, 12, 1)
-
-
-@pytest.fixture
-def pins():
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = previous
 
 
 @pytest.mark.slow
@@ -47,20 +38,7 @@ def test_a_child_walks_to_school_and_the_guardian_is_told_three_ways(
     register(service)
     child = ChildDay(DAY, HOMES[seed % len(HOMES)], seed=seed)
     with GnssReceiverSim(child.sky, clock, period_s=0.2, seed=seed) as receiver:
-        host = AgentHost(
-            HostConfig(
-                device=DeviceConfig("tracker-1", "tracker"),
-                agent="tracker",
-                mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1),
-                outbox=OutboxConfig(path=tmp_path / "agent-outbox.db", sync="normal"),
-            ),
-            clock,
-        )
-        config = TrackerConfig(
-            gnss=GnssConfig(port=receiver.path, fix_timeout_s=1.0), modem=None, battery=None
-        )
-        runner = threading.Thread(target=host.run, args=(TrackerAgent(host, config),))
-        runner.start()
+        host, runner = start_tracker(tmp_path, broker, clock, receiver.path)
         try:
             seen = alerts.collect(lambda m: any(b"school_arrival" in x.payload for x in m), 60)
             arrival = next(json.loads(m.payload) for m in seen if b"school_arrival" in m.payload)

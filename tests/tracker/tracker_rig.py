@@ -15,7 +15,10 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from edge.agents.tracker import TrackerAgent, TrackerConfig
+from edge.agents.tracker.config import GnssConfig
 from edge.runtime.clock import Clock
+from edge.runtime.host import AgentHost, DeviceConfig, HostConfig, OutboxConfig
 from edge.runtime.uplink import MqttConfig
 from gateway.services.notify import signature
 from gateway.services.tracker_config import (
@@ -135,6 +138,26 @@ def register(service: TrackerService, device: str = "tracker-1") -> None:
     db.add_device(device, "hana", "tracker", None)
     db.add_guardian("sato", "sato@example.jp", "ja", hash_password("sato-password-1"))
     db.link("sato", "hana", 0)
+
+
+def start_tracker(tmp_path: Path, broker, clock: Clock, gnss_port: str, device: str = "tracker-1"):
+    """A tracker agent on ``gnss_port`` publishing to ``broker``, running on a thread; returns
+    (host, thread): set ``host.stop`` and join the thread to end it."""
+    host = AgentHost(
+        HostConfig(
+            device=DeviceConfig(device, "tracker"),
+            agent="tracker",
+            mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1),
+            outbox=OutboxConfig(path=tmp_path / f"{device}-outbox.db", sync="normal"),
+        ),
+        clock,
+    )
+    config = TrackerConfig(
+        gnss=GnssConfig(port=gnss_port, fix_timeout_s=1.0), modem=None, battery=None
+    )
+    runner = threading.Thread(target=host.run, args=(TrackerAgent(host, config),), daemon=True)
+    runner.start()
+    return host, runner
 
 
 def start_service(config: TrackerServiceConfig, clock: Clock | None = None) -> TrackerService:
