@@ -38,7 +38,7 @@ def test_a_child_walks_to_school_and_the_guardian_is_told_three_ways(
     register(service)
     child = ChildDay(DAY, HOMES[seed % len(HOMES)], seed=seed)
     with GnssReceiverSim(child.sky, clock, period_s=0.2, seed=seed) as receiver:
-        host, runner = start_tracker(tmp_path, broker, clock, receiver.path)
+        host, runner = start_tracker(tmp_path, broker, clock, receiver.path, confirm="broker")
         try:
             seen = alerts.collect(lambda m: any(b"school_arrival" in x.payload for x in m), 60)
             arrival = next(json.loads(m.payload) for m in seen if b"school_arrival" in m.payload)

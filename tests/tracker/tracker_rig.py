@@ -109,7 +109,8 @@ def service_config(
     return TrackerServiceConfig(
         database=tmp_path / "tracker.db",
         outbox=tmp_path / "tracker-outbox.db",
-        mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1),
+        # no store runs in these tests: alerts leave the outbox on the broker's PUBACK
+        mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1, confirm="broker"),
         client_id=f"tracker-{name}-{tmp_path.name}"[:60],
         schools=[
             SchoolConfig("nagai-chuo", "長井市立中央小学校", circle=CircleConfig(*SCHOOL, 60.0))
@@ -140,14 +141,24 @@ def register(service: TrackerService, device: str = "tracker-1") -> None:
     db.link("sato", "hana", 0)
 
 
-def start_tracker(tmp_path: Path, broker, clock: Clock, gnss_port: str, device: str = "tracker-1"):
+def start_tracker(
+    tmp_path: Path,
+    broker,
+    clock: Clock,
+    gnss_port: str,
+    device: str = "tracker-1",
+    confirm: str = "store",
+):
     """A tracker agent on ``gnss_port`` publishing to ``broker``, running on a thread; returns
-    (host, thread): set ``host.stop`` and join the thread to end it."""
+    (host, thread): set ``host.stop`` and join the thread to end it. ``confirm="broker"`` where
+    no store runs to acknowledge its messages."""
     host = AgentHost(
         HostConfig(
             device=DeviceConfig(device, "tracker"),
             agent="tracker",
-            mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1),
+            mqtt=MqttConfig(
+                host=broker.host, port=broker.port, reconnect_min_s=0.1, confirm=confirm
+            ),
             outbox=OutboxConfig(path=tmp_path / f"{device}-outbox.db", sync="normal"),
         ),
         clock,
