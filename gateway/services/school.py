@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -34,6 +35,7 @@ from gateway.services.tracker_config import FenceConfig, SchoolConfig
 from gateway.services.tracker_db import AlertRow, TrackerDb
 
 log = logging.getLogger(__name__)
+ROUTES_MAX_AGE_S = 5.0
 ALERT_KINDS = ("school_arrival", "school_departure", "not_at_school", "sos")
 
 
@@ -69,6 +71,7 @@ class Pipeline:
         self.observers: list[PositionObserver] = []
         self.counters: dict[str, int] = {}
         self.routes = db.device_children()
+        self._routes_at = time.monotonic()
         self.states: dict[tuple[str, str], FenceState] = {
             key: FenceState(side=state)  # type: ignore[arg-type]
             for key, state in db.fence_states().items()
@@ -78,11 +81,14 @@ class Pipeline:
         self.counters[name] = self.counters.get(name, 0) + by
 
     def route(self, device: str) -> tuple[str, str] | None:
-        """(child, school) of a device; the registry is re-read for a device not seen before
-        (the CLI adds devices while the service runs)."""
+        """(child, school) of a device. The registry changes under a running service (the CLI
+        adds, moves and removes devices and children): it is re-read for a device not seen
+        before, and at least every ``ROUTES_MAX_AGE_S``, so a removed child's device stops
+        storing positions within seconds."""
+        now = time.monotonic()
         found = self.routes.get(device)
-        if found is None:
-            self.routes = self.db.device_children()
+        if found is None or now - self._routes_at > ROUTES_MAX_AGE_S:
+            self.routes, self._routes_at = self.db.device_children(), now
             found = self.routes.get(device)
         return found
 

@@ -96,14 +96,9 @@ class TrackerService:
                 self.pipeline.count("rejected")
                 log.warning(
                     "message rejected",
-                    extra={
-                        "fields": {
-                            "topic": publish.topic.split("/")[2]
-                            if publish.topic.count("/") > 2
-                            else "?",
-                            "error": type(exc).__name__,
-                        }
-                    },
+                    # the topic names a device, never a child; the error names the field, never
+                    # its value (it may be a coordinate)
+                    extra={"fields": {"topic": publish.topic, "field": _field_of(exc)}},
                 )
                 continue
             if env is not None:
@@ -190,3 +185,7 @@ class TrackerService:
             stop.wait()
         finally:
             self.stop()
+
+
+def _field_of(exc: Exception) -> str:
+    return exc.field if isinstance(exc, EnvelopeError) else type(exc).__name__
