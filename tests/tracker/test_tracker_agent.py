@@ -4,18 +4,24 @@ real broker into the store."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from edge.agents.tracker.config import ReportingConfig
+from edge.agents.tracker import TrackerAgent, TrackerConfig
+from edge.agents.tracker.config import GnssConfig, ModemConfig, ReportingConfig
 from edge.agents.tracker.reporting import ReportingPolicy, distance_m
 from edge.drivers.gnss import Fix
 from edge.protocol.tracker import Position
 from edge.runtime.clock import Clock
+from edge.runtime.host import AgentHost, DeviceConfig, HostConfig, OutboxConfig
+from edge.runtime.uplink import MqttConfig
 from gateway.store.db import Filter
 from sim.child_day import HOMES, JST, ChildDay
+from sim.devices.cellular_modem import CellularModemSim
 from sim.devices.gnss_receiver import GnssReceiverSim
 from tests.store.store_helpers import start, store_config, wait_until
 from tests.tracker.tracker_rig import start_tracker
@@ -155,3 +161,60 @@ def positions(store, device: str, n: int) -> list[dict] | None:
 def _minutes_around(ts_ms: int) -> list[datetime]:
     at = datetime.fromtimestamp(ts_ms / 1000, UTC)
     return [at + timedelta(seconds=s) for s in range(-120, 121, 10)]
+
+
+def test_tracker_with_the_modem_s_gnss_reports_positions_battery_and_link(tmp_path, broker, watch):
+    """The third kind of tracker: no NMEA receiver, the SIM7600's own GNSS by AT, a fuel gauge
+    in sysfs; the state message carries battery and link, the positions say src modem."""
+    clock = Clock(60.0, start=local(7, 34))
+    child = ChildDay(DAY, HOMES[1], seed=9)
+
+    def where():
+        sky = child.sky(clock.now())
+        return (sky.lat, sky.lon, clock.now()) if sky.fix else None
+
+    battery = tmp_path / "battery"
+    battery.mkdir()
+    for name, value in (("capacity", "64"), ("voltage_now", "3812000"), ("status", "Charging")):
+        (battery / name).write_text(value + "\n")
+    seen = watch(broker, "machimori/v1/tracker/#")
+    with CellularModemSim("sim7600", position=where) as modem:
+        host = AgentHost(
+            HostConfig(
+                device=DeviceConfig("tracker-modem", "tracker"),
+                agent="tracker",
+                mqtt=MqttConfig(host=broker.host, port=broker.port, confirm="broker"),
+                outbox=OutboxConfig(path=tmp_path / "outbox.db", sync="normal"),
+            ),
+            clock,
+        )
+        config = TrackerConfig(
+            gnss=GnssConfig(source="sim7600"),
+            modem=ModemConfig(port=modem.path),
+            sos_pin=None,
+            battery=str(battery),
+        )
+        runner = threading.Thread(target=host.run, args=(TrackerAgent(host, config),))
+        runner.start()
+        try:
+            messages = seen.collect(
+                lambda m: sum(b'"position"' in x.payload for x in m) >= 3, timeout_s=40
+            )
+        finally:
+            host.stop.set()
+            runner.join(10)
+        assert modem.errors == []
+    bodies = [json.loads(m.payload) for m in messages if m.topic.endswith("/telemetry")]
+    positions = [b["data"] for b in bodies if b["type"] == "position"]
+    assert len(positions) >= 3 and {p["src"] for p in positions} == {"modem"}
+    state = next(b["data"] for b in bodies if b["type"] == "state")
+    assert state | {} == {
+        "gnss": state["gnss"],
+        "pct": 64,
+        "v": 3.81,
+        "chg": True,
+        "rssi": -85,
+        "reg": "home",
+        "sim": "ready",
+        "cycles": 0,
+    }
