@@ -323,12 +323,19 @@ def build_app(service: TrackerService) -> FastAPI:
         )
         return page(lang, t(lang, "title"), body, scripts)
 
+    def signed_in(request: Request, role: str, lang: str) -> str | Response:
+        """The session of a signed-in ``role`` (guardian, staff), or the way to the login."""
+        session = who(request)
+        if session is None or not session.startswith(f"{role}."):
+            return RedirectResponse(f"/login?lang={lang}", 303)
+        return session
+
     @app.get("/children")
     def children(request: Request, lang: str | None = None) -> Response:
         lang = lang_of(lang)
-        session = who(request)
-        if session is None or not session.startswith("guardian."):
-            return RedirectResponse(f"/login?lang={lang}", 303)
+        session = signed_in(request, "guardian", lang)
+        if isinstance(session, Response):
+            return session
         return children_page(lang, visible(session), share_form=True)
 
     @app.get("/s/{token}")
@@ -390,9 +397,9 @@ def build_app(service: TrackerService) -> FastAPI:
     @app.get("/school")
     def school(request: Request, lang: str | None = None) -> Response:
         lang = lang_of(lang)
-        session = who(request)
-        if session is None or not session.startswith("staff."):
-            return RedirectResponse(f"/login?lang={lang}", 303)
+        session = signed_in(request, "staff", lang)
+        if isinstance(session, Response):
+            return session
         found = db.staff(session.partition(".")[2])
         if found is None:
             return refused(lang)
