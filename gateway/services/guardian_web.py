@@ -228,7 +228,7 @@ def build_app(service: TrackerService) -> FastAPI:
             "ok": True,
             "counters": service.pipeline.counters,
             "notifications": db.notification_counts(),
-            "alerts_queued": service.outbox.depth(),
+            "alerts_queued": service.outbox.depth,
         }
 
     @app.get("/")

@@ -5,6 +5,7 @@ school staff see arrivals but no position, and every view is in the audit log.""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from edge.protocol.tracker import Position
 from edge.runtime.clock import Clock
 from gateway.api.auth import hash_password
 from sim.child_day import JST, SCHOOL
-from tests.store.store_helpers import get
+from tests.store.store_helpers import get, get_json
 from tests.tracker.tracker_rig import Mailbox, Webhook, register, service_config, start_service
 
 PASSWORD = "sato-password-1"
@@ -114,6 +115,12 @@ def test_a_share_link_works_until_it_expires_or_the_link_is_revoked(service, bro
         assert get(url + link.lstrip("/"))[0] == 403
     finally:
         visitor.close()
+
+
+def test_health_counts_without_personal_data(service):
+    health = get_json(service.url + "healthz")
+    assert health["counters"]["positions"] == 12 and health["alerts_queued"] >= 0
+    assert "hana" not in json.dumps(health)
 
 
 def test_school_staff_see_arrivals_not_positions(service, tab):
