@@ -68,7 +68,8 @@ class FenceConfig:
     confirm_fixes: int = 2  # clear fixes in a row on the new side
     dwell_s: float = 60.0  # ... spanning at least this long
     gate_sigmas: float = 2.0  # a fix within this many accuracy radii of the fence decides nothing
-    unknown_accuracy_m: float = 50.0  # a fix that says nothing of its accuracy counts as this
+    # a fix that says nothing of its accuracy (SIM7600's AT+CGPSINFO) counts as this, 1 sigma
+    unknown_accuracy_m: float = 25.0
     max_accuracy_m: float = 150.0  # a fix worse than this is stored but decides nothing
 
 

@@ -122,7 +122,7 @@ def test_a_bad_fix_inside_never_decides(tmp_path):
     t = datetime(2026, 12, 1, 7, 50, tzinfo=JST)
     for k in range(10):  # a multipath fix in the middle of the school, 120 m uncertain
         rig.fix(t + timedelta(minutes=k), *SCHOOL, acc=120.0)
-    for k in range(10):  # and a fix with no accuracy at all counts as 50 m: still undecided
+    for k in range(10):  # a fix with no accuracy counts as 25 m (gated at 50): undecided
         rig.fix(t + timedelta(minutes=20 + k), *metres_east(*SCHOOL, 30), acc=None)
     assert rig.kinds() == []
 
