@@ -10,13 +10,12 @@ Who sees what (docs/tracker.md):
 
 Every answer that contains a position is read through ``TrackerDb.positions_for``/``latest_for``,
 which write the audit row in the same transaction. Pages are Japanese by default (``?lang=en``),
-phone-first, with Leaflet vendored under /static/leaflet; tiles come from the configured URL
+phone-first, with the Leaflet the web part vendors; tiles come from the configured URL
 (GSI by default) and the page states position, time and accuracy in words when no tile loads.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
 import time
@@ -32,7 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from edge.protocol import Envelope, EnvelopeError
-from gateway.api.auth import StaffAuth, _b64, _unb64
+from gateway.api.auth import StaffAuth, _b64
 from gateway.services.phones import basic_auth, from_osmand, from_owntracks, token_hash, token_ok
 from gateway.web.layout import SECURITY_HEADERS
 
@@ -40,6 +39,8 @@ if TYPE_CHECKING:
     from gateway.services.tracker_service import TrackerService
 
 STATIC = Path(__file__).parent / "static"
+# Leaflet is vendored once for every page, in the web part (static/vendor/PROVENANCE.md there)
+VENDOR = Path(__file__).parents[1] / "web" / "static" / "vendor"
 COOKIE = "machimori_tracker"
 MAX_FORM_BYTES = 4096
 
@@ -135,38 +136,33 @@ class _Accounts(Mapping[str, str]):
 
 
 class TrackerAuth(StaffAuth):
+    """StaffAuth's signed, revocable sessions for guardians (``guardian.ID``), school staff
+    (``staff.ID``) and share links (``share.HASH``), with accounts in the tracker database and
+    logged-out sessions remembered there."""
+
     def __init__(self, service: TrackerService) -> None:
         web = service.config.web
         secret = web.session_secret_file.read_bytes().strip() if web.session_secret_file else None
-        super().__init__(None, secret, web.session_hours, web.secure_cookie)
+        super().__init__(None, secret, web.session_hours, web.secure_cookie, service.db)
         self.accounts = _Accounts(service)
 
     def _current_users(self) -> Mapping[str, str]:  # type: ignore[override]
         return self.accounts
 
     def share_cookie(self, token: str, expiry_s: int) -> str:
-        """A session standing for one share link (the link's own expiry is checked again on
-        every request), signed like a login."""
-        return self._issue_for(f"share.{token_hash(token)}", expiry_s)
-
-    def _issue_for(self, name: str, expiry_s: int) -> str:
-        body = _b64(f"{name}|{expiry_s}".encode())
+        """A session standing for one share link until ``expiry_s`` (Unix seconds); the link
+        itself is checked again on every request, so revoking it ends the session too."""
+        body = _b64(f"share.{token_hash(token)}|{expiry_s}|{secrets.token_urlsafe(16)}".encode())
         return f"{body}.{self._sign(body)}"
 
-    def session(self, cookie: str | None) -> str | None:
-        """``guardian.ID``, ``staff.ID`` or ``share.HASH`` of a genuine, unexpired cookie."""
-        name = self.user(cookie)
-        if name is not None or not cookie:
-            return name
-        # a share session is not an account: check the signature and expiry alone
-        body, _, signature = cookie.partition(".")
-        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+    def viewer(self, cookie: str | None) -> str | None:
+        """Who a live cookie speaks for: an account that still exists, or a share link."""
+        session = self.session(cookie)
+        if session is None:
             return None
-        try:
-            value, expiry = _unb64(body).decode().rsplit("|", 1)
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return value if value.startswith("share.") and int(expiry) > time.time() else None
+        if session.user.startswith("share.") or session.user in self.accounts:
+            return session.user
+        return None
 
 
 def build_app(service: TrackerService) -> FastAPI:
@@ -179,6 +175,7 @@ def build_app(service: TrackerService) -> FastAPI:
     csp = SECURITY_HEADERS["Content-Security-Policy"].replace(
         "img-src 'self' data:", f"img-src 'self' data: {tile_origin}".strip()
     )
+    app.mount("/static/vendor", StaticFiles(directory=VENDOR), name="vendor")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.middleware("http")
@@ -190,7 +187,7 @@ def build_app(service: TrackerService) -> FastAPI:
         return response
 
     def who(request: Request) -> str | None:
-        return auth.session(request.cookies.get(COOKIE))
+        return auth.viewer(request.cookies.get(COOKIE))
 
     def visible(session: str | None) -> list[str]:
         """The children this session may see."""
@@ -210,7 +207,7 @@ def build_app(service: TrackerService) -> FastAPI:
             f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title>"
-            '<link rel="stylesheet" href="/static/leaflet/leaflet.css">'
+            '<link rel="stylesheet" href="/static/vendor/leaflet/leaflet.css">'
             '<link rel="stylesheet" href="/static/tracker.css">'
             f"{scripts}</head><body><header><h1>{escape(title)}</h1>"
             f'<a class="switch" href="?lang={other}">{t(lang, "switch")}</a></header>'
@@ -269,7 +266,8 @@ def build_app(service: TrackerService) -> FastAPI:
         return response
 
     @app.post("/logout")
-    def logout(lang: str | None = None) -> Response:
+    def logout(request: Request, lang: str | None = None) -> Response:
+        auth.logout(request.cookies.get(COOKIE))  # the cookie is dead even if it was copied
         response = RedirectResponse(f"/login?lang={lang_of(lang)}", 303)
         response.delete_cookie(COOKIE)
         return response
@@ -318,7 +316,7 @@ def build_app(service: TrackerService) -> FastAPI:
         )
         body = f'<div id="config" data-config="{escape(config)}"></div>{cards}{logout_form}'
         scripts = (
-            '<script src="/static/leaflet/leaflet.js" defer></script>'
+            '<script src="/static/vendor/leaflet/leaflet.js" defer></script>'
             '<script src="/static/guardian.js" defer></script>'
         )
         return page(lang, t(lang, "title"), body, scripts)

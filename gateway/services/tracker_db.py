@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, viewer TEXT NOT NULL,
     child TEXT NOT NULL, what TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
+CREATE TABLE IF NOT EXISTS revoked_sessions (sid TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
 """
 
 
@@ -249,6 +250,18 @@ class TrackerDb:
             (token_hash, now_ms),
         )
         return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+
+    # -- logged-out sessions (gateway.api.auth.Revocations) ---------------------------------
+    def revoke_session(self, sid: str, expires_ms: int, now_ms: int) -> None:
+        with self.tx() as cur:
+            cur.execute("DELETE FROM revoked_sessions WHERE expires_ms < ?", (now_ms,))
+            cur.execute(
+                "INSERT INTO revoked_sessions VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (sid, expires_ms),
+            )
+
+    def session_revoked(self, sid: str) -> bool:
+        return bool(self._all("SELECT 1 FROM revoked_sessions WHERE sid = ?", (sid,)))
 
     # -- positions ----------------------------------------------------------------------------
     def insert_positions(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:

@@ -6,6 +6,9 @@ school staff see arrivals but no position, and every view is in the audit log.""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta
 
 import pytest
@@ -133,3 +136,27 @@ def test_school_staff_see_arrivals_not_positions(service, tab):
         "fetch('/api/children/hana/today', {credentials: 'same-origin'}).then(r => r.status)"
     )
     assert status == 403
+
+
+def test_a_logged_out_cookie_is_dead_even_if_copied(service):
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *_):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    form = urllib.parse.urlencode({"user": "sato", "password": PASSWORD, "role": "guardian"})
+    try:
+        opener.open(urllib.request.Request(service.url + "login", data=form.encode()), timeout=10)
+    except urllib.error.HTTPError as answer:  # the 303 to /children carries the cookie
+        cookie = answer.headers["set-cookie"].split(";")[0]
+    assert get(service.url + "api/children/hana/today", cookie)[0] == 200
+    try:
+        opener.open(
+            urllib.request.Request(
+                service.url + "logout", data=b"", headers={"Cookie": cookie}, method="POST"
+            ),
+            timeout=10,
+        )
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 303
+    assert get(service.url + "api/children/hana/today", cookie)[0] == 403
