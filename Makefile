@@ -17,7 +17,7 @@ FILIP_VERSION := 0.8.1
 $(BIN)/machimori: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,gateway,store,camera,bus]'
+	$(BIN)/pip install --quiet -e '.[dev,gateway,store,camera,bus,tracker]'
 	touch $@
 
 $(FIWARE_VENV)/bin/filip-ok:
@@ -45,7 +45,7 @@ format: $(BIN)/machimori
 	$(BIN)/ruff check --fix .
 
 bench: $(BIN)/machimori system-deps
-	for b in outbox gateway river store ngsi camera provision bus; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in outbox gateway river store ngsi camera provision bus tracker; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(FIWARE_VENV) .pytest_cache .ruff_cache .hypothesis

@@ -19,7 +19,14 @@ COMMANDS = {
         "gateway.provision.cli",
         "devices from the city's catalogue to SD cards: secrets, broker files, revocation",
     ),
-    "bus": ("gateway.services.cli", "city buses: card registry (issue, revoke), GTFS feed check"),
+    "bus": (
+        "gateway.services.bus_cli",
+        "city buses: card registry (issue, revoke), GTFS feed check",
+    ),
+    "tracker": (
+        "gateway.services.tracker_cli",
+        "child trackers, city side: school arrivals, guardians' page, who sees which child",
+    ),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),
 }
 

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,11 @@ from edge.protocol.river import WARNING_KEYS
 from edge.runtime.clock import Clock
 from gateway.store.launch import RunningStore, start_store
 from sim.broker import Mosquitto, free_port
+from sim.child_day import HOMES, JST, SCHOOL, ChildDay
 from sim.demo_console import CityConsole
 from sim.devices.camera import demo_camera
+from sim.devices.cellular_modem import CellularModemSim
+from sim.devices.gnss_receiver import GnssReceiverSim
 from sim.devices.packet_forwarder import PacketForwarderSim
 from sim.devices.river_gauge import GaugeSite, SimulatedLoraGauge
 from sim.scenarios import BaseFlow, FlashFlood, River, ScenarioSensor, flood_through_all_levels
@@ -48,6 +52,10 @@ GATEWAY_ID = "gw-01"  # the catalogue's gateway: the ACL gives it its LoRaWAN de
 STORE_USER = "city"
 FORWARDER_EUI = 0xAA555A0000000001
 CAMERA = "camera-01"
+# Three children's trackers; the third reads the GNSS inside its SIM7600 modem by AT command.
+TRACKERS = ["tracker-01", "tracker-02", "tracker-03"]
+TRACKER_SERVICE = "school-service"  # the catalogue's service identity: reads all, writes alerts
+GUARDIAN = ("hogosha01", "mimamori-demo")  # the demo guardian's login, linked to child-01
 
 
 class DemoCity:
@@ -176,6 +184,7 @@ class Demo:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.store: RunningStore | None = None
         self.bus: DemoBus | None = None
+        self.tracker_url = ""
 
     # -- files the provisioning CLI rendered, fitted to this machine ---------------------------
     def _mqtt(self, mqtt: dict[str, Any], user: str) -> dict[str, Any]:
@@ -221,6 +230,7 @@ class Demo:
             # the bus runs on timetable time, not now: its positions stay in the feed
             transit={"gtfs": str(ROOT / "sim" / "transit" / "feed"), "stale_after_s": 86400},
         )
+        self._start_trackers()
         self._start_gateway_and_lora_gauges()
         for gauge in self.mqtt_gauges:
             self._start_mqtt_gauge(gauge)
@@ -307,10 +317,117 @@ class Demo:
         self._spawn(BUS, "agent", "run", "--config", str(self._write_config(BUS, config)))
         bus.start_riders()
 
+    def _start_trackers(self) -> None:
+        """The tracker service with its registry, and three children walking to school on the
+        demo's clock: they leave home a simulated minute after the start, the third 40 minutes
+        late (so its guardian is told it is not at school by the deadline). Today counts as a
+        school day for the demo school whatever the calendar says."""
+        from gateway.api.auth import hash_password
+        from gateway.services.tracker_db import TrackerDb
+
+        start = self.clock.now().astimezone(JST)
+        today, leave = start.date(), (start + timedelta(minutes=1)).time()
+        deadline = start + timedelta(minutes=30)  # the punctual children arrive in ~20
+        work = self.workdir / "tracker"
+        db = TrackerDb(work / "tracker.db")
+        guardian, password = GUARDIAN
+        db.add_guardian(guardian, None, "ja", hash_password(password))
+        for i, device in enumerate(TRACKERS):
+            child = f"child-{i + 1:02d}"
+            db.add_child(child, "nagai-chuo", 0)
+            db.add_device(device, child, "tracker", None)
+        db.link(guardian, "child-01", 0)
+        db.close()
+        session = work / "session.secret"  # signs the guardians' cookies
+        session.write_text(secrets.token_hex(32))
+        session.chmod(0o600)
+        port = free_port()
+        config = {
+            "database": str(work / "tracker.db"),
+            "outbox": str(work / "outbox.db"),
+            "mqtt": self._mqtt({}, TRACKER_SERVICE),
+            "owntracks": False,  # no phones in the demo
+            "client_id": "machimori-tracker-demo",
+            "schools": [
+                {
+                    "id": "nagai-chuo",
+                    "name": "長井市立中央小学校",
+                    "circle": {"lat": SCHOOL[0], "lon": SCHOOL[1], "radius_m": 80},
+                    "not_at_school_by": f"{deadline:%H:%M}",
+                    "extra_days": [today.isoformat()],
+                }
+            ],
+            "web": {
+                "port": port,
+                "secure_cookie": False,
+                "session_secret_file": str(session),
+            },
+            "clock_speed": self.speed,
+            "log_level": "info",
+        }
+        path = self._write_config(TRACKER_SERVICE, config)
+        self._spawn(TRACKER_SERVICE, "tracker", "run", "--config", str(path))
+        self.tracker_url = f"http://127.0.0.1:{port}/"
+        wait_for_http(self.tracker_url + "healthz", self.processes[TRACKER_SERVICE])
+        morning = self.clock
+        (self.workdir / "dev").mkdir(parents=True, exist_ok=True)
+        for i, device in enumerate(TRACKERS):
+            late = 40.0 if i == 2 else 0.0
+            day = ChildDay(today, HOMES[i], leave_home=leave, late_min=late, seed=i)
+            gnss: dict[str, Any]
+            if i == 2:  # this one's position comes from its modem's GNSS
+                modem = CellularModemSim(
+                    position=lambda sky=day.sky: _position(sky, morning),
+                    name=f"modem-{device}",
+                    link_dir=self.workdir / "dev",
+                )
+                self.hardware.append(modem)
+                gnss = {"source": "sim7600"}
+                modem_config: dict[str, Any] | None = {"port": modem.path}
+            else:
+                receiver = GnssReceiverSim(
+                    day.sky,
+                    morning,
+                    period_s=0.1,
+                    name=f"gnss-{device}",
+                    link_dir=self.workdir / "dev",
+                )
+                self.hardware.append(receiver)
+                gnss, modem_config = {"port": receiver.path}, None
+            battery = self.workdir / "dev" / f"battery-{device}"
+            battery.mkdir(parents=True, exist_ok=True)
+            for name, value in (
+                ("capacity", "87"),
+                ("voltage_now", "3950000"),
+                ("status", "Discharging"),
+            ):
+                (battery / name).write_text(value + "\n")
+            config = self.city.config(device)  # as `machimori provision render` wrote it
+            config["mqtt"] = self._mqtt(config["mqtt"], device)
+            config["outbox"] = {"path": str(self.workdir / "outbox" / f"{device}.db")}
+            config |= {"clock_speed": self.speed, "log_level": "info"}
+            config |= {
+                "tracker": {
+                    "gnss": gnss,
+                    "modem": modem_config,
+                    "sos_pin": None,
+                    "battery": str(battery),
+                    # the demo runs at any hour: its school window is now, and its night is
+                    # half a day away, so the children are looked at as on a school morning
+                    "reporting": {
+                        "school_windows": [f"{start:%H:%M}-{start + timedelta(hours=3):%H:%M}"],
+                        "night": f"{start + timedelta(hours=12):%H:%M}-"
+                        f"{start + timedelta(hours=12, minutes=1):%H:%M}",
+                    },
+                },
+            }
+            self._spawn(device, "agent", "run", "--config", str(self._write_config(device, config)))
+
     def stop(self, console: CityConsole) -> list[str]:
         """Agents first (they flush their outboxes), then the gateway, then the store."""
         failed = []
-        order = [n for n in self.processes if n != GATEWAY_ID] + [GATEWAY_ID]
+        order = [n for n in self.processes if n != GATEWAY_ID]
+        order += [GATEWAY_ID] if GATEWAY_ID in self.processes else []  # a start cut short
         for name in order:
             proc = self.processes[name]
             proc.send_signal(signal.SIGTERM)
@@ -354,6 +471,10 @@ class Demo:
                 f"    GTFS-RT    {s.url}gtfs-rt/vehicle-positions.pb   "
                 f"{s.url}gtfs-rt/trip-updates.pb",
                 f"    ridership  {s.url}staff/ridership?from=2026-01-01T00:00:00Z (staff login)",
+                f"  children     {', '.join(TRACKERS)} walk to school at {self.speed:g}x "
+                "(GNSS sims on ptys; the third by its SIM7600's AT+CGPSINFO, and late)",
+                f"  guardian     {self.tracker_url}   login {GUARDIAN[0]} / {GUARDIAN[1]} "
+                "(sees child-01 only)",
                 f"  time         rivers at {self.speed:g}x (a 10-minute cycle every "
                 f"{600 / self.speed:g} s); the camera in real time",
                 f"  files        {self.workdir}/ (provision/ with secrets/ 0700, city/, devices/, "
@@ -362,6 +483,30 @@ class Demo:
                 f"-P $(cat {self.city.password_file(STORE_USER)}) -t 'machimori/v1/#' -v",
             ]
         )
+
+
+def _position(sky: Any, clock: Clock) -> tuple[float, float, datetime] | None:
+    """What the simulated modem's GNSS answers now: the sky's fix, or none indoors."""
+    now = clock.now()
+    seen = sky(now)
+    return (seen.lat, seen.lon, now) if seen.fix else None
+
+
+def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """Until ``url`` answers (the tracker service has subscribed by then, so no position sent
+    after this is missed)."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer") from None
+            time.sleep(0.2)
 
 
 def wait_for_udp_gateway(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
@@ -394,19 +539,26 @@ def main(argv: list[str], prog: str = "machimori demo") -> int:
     args = parser.parse_args(argv)
     workdir = args.workdir.resolve()
     fresh = ("outbox", "broker", "gateway", "store", "configs", "secrets", "provision", "city")
-    for stale in (*fresh, "devices"):  # a fresh run, a freshly provisioned city
+    for stale in (*fresh, "devices", "tracker", "dev"):  # a fresh run, a freshly provisioned city
         shutil.rmtree(workdir / stale, ignore_errors=True)
     demo = Demo(workdir, args.speed, args.quiet)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        "starting: broker, store, gateway, gauges, camera (rendering its video once), bus...",
+        "starting: broker, store, child trackers, gateway, gauges, camera (rendering its video "
+        "once), bus...",
         flush=True,
     )
     demo.broker.start()
     console = CityConsole(demo.broker, STORE_USER, demo.city.password(STORE_USER), args.quiet)
-    demo.start()
+    try:
+        demo.start()
+    except BaseException:
+        # a part that did not come up: stop what did, so no agent outlives the demo holding
+        # its ptys (a later run's simulators would find their ports locked)
+        demo.stop(console)
+        raise
     print(demo.banner(), flush=True)
     length = "until Ctrl-C" if not args.duration else f"for {args.duration:g} s"
     print(f"\nmessages as the city receives them {length} (! marks events):", flush=True)

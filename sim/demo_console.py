@@ -52,6 +52,11 @@ def describe(envelope: Envelope) -> str:
         outcome = "delivered" if envelope.type == "cmd_delivered" else "FAILED"
         tries = data.get("attempts")
         return f"{data.get('device')}: {data.get('command')} {outcome} after {tries} tries"
+    if envelope.type == "position":  # never the coordinates: a child's position is not printed
+        accuracy = f", ±{data['acc']:g} m" if data.get("acc") is not None else ""
+        return f"position ({data.get('why')}{accuracy}, {data.get('src')})"
+    if envelope.type in ("school_arrival", "school_departure", "not_at_school", "sos"):
+        return f"{data.get('child')}: {envelope.type} ({data.get('school', '')})"
     return envelope.type
 
 

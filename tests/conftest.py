@@ -18,14 +18,42 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 
 from sim.broker import Mosquitto
+from sim.chromium import Chromium, Tab
 
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Mosquitto]:
     with Mosquitto() as running:
         yield running
+
+
+@pytest.fixture
+def pins() -> Iterator[MockFactory]:
+    """gpiozero MockFactory pins for one test: drivers get mock pins, tests drive them."""
+    previous = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory = previous
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Chromium]:
+    """Headless Chromium for the page tests (one per session; each tab its own cookies)."""
+    with Chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def tab(browser: Chromium) -> Iterator[Tab]:
+    """A phone-sized tab of its own (own cookies), closed after the test."""
+    page = browser.new_tab()
+    yield page
+    page.close()
 
 
 @pytest.fixture

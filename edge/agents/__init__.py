@@ -11,6 +11,7 @@ AGENTS = {
     "river": "edge.agents.river:RiverAgent",
     "camera": "edge.agents.camera:CameraAgent",
     "bus": "edge.agents.bus:BusAgent",
+    "tracker": "edge.agents.tracker:TrackerAgent",
 }
 
 

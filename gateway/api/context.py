@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from edge.protocol import KINDS
 from edge.runtime.clock import Clock
 from gateway.api.auth import COOKIE, StaffAuth
 from gateway.api.sites import CameraSite, Site
@@ -39,6 +40,12 @@ class Context:
         return {site.device: site for site in self.sites}
 
 
+# Children's positions are read only through the tracker service, whose every view is audited
+# (docs/tracker.md): the store keeps its copy for delivery and loss accounting, and staff see the
+# trackers' health here, never where a child is.
+AUDITED_KINDS = ("tracker",)
+
+
 @dataclass(frozen=True)
 class Viewer:
     """Who is asking: anyone, or a logged-in member of staff, and so which kinds they may read."""
@@ -46,16 +53,26 @@ class Viewer:
     staff: str | None
     public_kinds: Sequence[str]
 
-    def kinds(self, requested: str | None = None) -> list[str] | None:
-        """Kinds a query may touch: None (all) for staff, else the public ones."""
+    def device_kinds(self, requested: str | None = None) -> list[str] | None:
+        """Kinds whose devices (health, counters, no data) a query may list: None for all."""
         if self.staff is not None:
             return None if requested is None else [requested]
         if requested is None:
             return list(self.public_kinds)
         return [requested] if requested in self.public_kinds else []
 
-    def may_read(self, kind: str) -> bool:
+    def kinds(self, requested: str | None = None) -> list[str]:
+        """Kinds whose readings and events a query may touch."""
+        if requested is not None:
+            return [requested] if self.may_read(requested) else []
+        readable = KINDS if self.staff is not None else self.public_kinds
+        return [k for k in readable if k not in AUDITED_KINDS]
+
+    def may_list(self, kind: str) -> bool:
         return self.staff is not None or kind in self.public_kinds
+
+    def may_read(self, kind: str) -> bool:
+        return kind not in AUDITED_KINDS and self.may_list(kind)
 
 
 def context(request: Request) -> Context:

@@ -71,9 +71,10 @@ def image_url(row: ImageRow) -> str:
     return f"/api/v1/images/{row.device}/{row.event_id}"
 
 
-def _readable_device(ctx: Context, who: Viewer, device: str) -> DeviceRow:
+def _readable_device(ctx: Context, who: Viewer, device: str, data: bool = True) -> DeviceRow:
+    """The device, if the viewer may see it (and, with ``data``, read its messages)."""
     row = ctx.store.device(device)
-    if row is None or not who.may_read(row.kind):
+    if row is None or not (who.may_read(row.kind) if data else who.may_list(row.kind)):
         raise HTTPException(404, detail=f"no device {device!r}")
     return row
 
@@ -81,12 +82,12 @@ def _readable_device(ctx: Context, who: Viewer, device: str) -> DeviceRow:
 @router.get("/devices", response_model=list[models.Device])
 def devices(ctx: Ctx, who: Who, kind: KindQuery = None) -> list[models.Device]:
     """Every device the store has heard from, with its status and measured loss."""
-    return [device_model(row) for row in ctx.store.devices(who.kinds(kind_value(kind)))]
+    return [device_model(row) for row in ctx.store.devices(who.device_kinds(kind_value(kind)))]
 
 
 @router.get("/devices/{device}", response_model=models.Device, responses=NOT_FOUND)
 def device(ctx: Ctx, who: Who, device: DevicePath) -> models.Device:
-    return device_model(_readable_device(ctx, who, device))
+    return device_model(_readable_device(ctx, who, device, data=False))
 
 
 @router.get("/latest", response_model=list[models.Latest])

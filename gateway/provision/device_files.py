@@ -91,7 +91,10 @@ def _agent_section(entry: Entry) -> dict[str, Any]:
             },
         }
     if entry.kind == "tracker":
-        return {"school": entry.school}
+        # The device needs nothing about its child: the school is the tracker service's business
+        # (its registry links device -> child -> school), so a lost tracker tells nobody where
+        # the child goes to school. The hardware defaults are in edge/agents/tracker/config.py.
+        return {}
     return {  # bus: docs/bus.md; the feed and the card secret are copied on by the city
         "route_id": entry.route,
         "gtfs": "/var/lib/machimori/gtfs/city.zip",

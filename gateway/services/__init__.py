@@ -1,1 +1,3 @@
-"""City logic on top of the store: the buses' GTFS-Realtime feed, ridership, the card registry."""
+"""City services on top of the store's stream: what a reading, a position or a tap means to
+people. The child tracker's school arrivals and guardians' page, the buses' GTFS-Realtime feed,
+ridership and the card registry."""

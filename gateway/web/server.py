@@ -97,7 +97,9 @@ class HttpServer:
             timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
-        self.notifier = app.state.notifier
+        # the store's NGSI subscriptions notifier; an app without one (the tracker service's)
+        # serves the same way
+        self.notifier = getattr(app.state, "notifier", None)
         self._thread: threading.Thread | None = None
 
     @property
@@ -110,7 +112,8 @@ class HttpServer:
         self.server.run(sockets=[self.sock])
 
     def start(self, timeout_s: float = 20.0) -> None:
-        self.notifier.start()
+        if self.notifier is not None:
+            self.notifier.start()
         self._thread = threading.Thread(target=self.run, name="http", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout_s
@@ -123,5 +126,6 @@ class HttpServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
-        self.notifier.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         self.sock.close()

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from edge.protocol import KINDS
 from gateway.api.auth import COOKIE
-from gateway.api.context import Context, viewer
+from gateway.api.context import AUDITED_KINDS, Context, viewer
 from gateway.api.routes import image_url
 from gateway.api.sites import LEVELS, sites_now
 from gateway.store.db import Filter
@@ -100,7 +101,9 @@ def _sites(ctx: Context, lang: str, tz: ZoneInfo) -> str:
 
 
 def _events(ctx: Context, lang: str, tz: ZoneInfo) -> str:
-    rows = ctx.store.messages(Filter(channel="event"), EVENTS_SHOWN, newest_first=True)
+    # an SOS event carries a child's position: not shown here (docs/tracker.md)
+    kinds = [k for k in KINDS if k not in AUDITED_KINDS]
+    rows = ctx.store.messages(Filter(kinds=kinds, channel="event"), EVENTS_SHOWN, newest_first=True)
     if not rows:
         return f"<h2>{t(lang, 'events')}</h2><p>{t(lang, 'no_events')}</p>"
     lines = []

@@ -5,22 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from camera.support import SEEDS, describe
 from edge.drivers.pir import Pir, PirError
 from sim.devices.camera import PirSim, scene
 from sim.scenes.scene import SceneRenderer
-
-
-@pytest.fixture
-def pins():
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = previous
 
 
 def test_pir_reports_motion_and_latches_a_short_pulse(pins):

@@ -19,7 +19,6 @@ from store_helpers import (
 )
 
 from sim.broker import Mosquitto
-from sim.chromium import Chromium, Tab
 from sim.postgres import Postgres
 
 
@@ -61,17 +60,3 @@ def api(
     seed(run.store, run.service.images)
     yield run
     run.stop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Chromium]:
-    with Chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def tab(browser: Chromium) -> Iterator[Tab]:
-    """A phone-sized tab of its own (own cookies), closed after the test."""
-    page = browser.new_tab()
-    yield page
-    page.close()
