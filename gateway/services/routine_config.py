@@ -1,0 +1,53 @@
+"""Settings of the learned-routine alerts (``routine:`` in the tracker service's config).
+
+Every threshold a city may want to tune on its own history with ``machimori routine replay``;
+the defaults are the ones ``bench/routine.py`` measured (docs/tracker.md, "Learned routines").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WEEK_PARTS = ("school", "saturday", "sunday", "break")  # break: a weekday the school is closed
+
+
+@dataclass
+class RoutineConfig:
+    enabled: bool = True
+    # -- learning ---------------------------------------------------------------------------------
+    stay_radius_m: float = 100.0  # a stay: fixes within this of where it began ...
+    stay_min_s: float = 300.0  # ... for at least this long (5 min)
+    place_radius_m: float = 150.0  # stays this close are the same place
+    max_accuracy_m: float = 100.0  # a worse fix neither teaches nor alerts
+    max_gap_s: float = 16 * 3600.0  # silence inside one stay (indoors, asleep) up to this long
+    memory_days: float = 30.0  # days kept in a model; never more than retention.positions_days
+    half_life_days: float = 14.0  # a day this old counts half as much as today (slow forgetting)
+    cell_m: float = 100.0  # corridors: squares of this side along the child's usual ways
+    # -- cold start: silent until ----------------------------------------------------------------
+    min_days: int = 14  # days seen in all
+    min_part_days: int = 8  # days of the week-part being judged (school days, Saturdays, ...)
+    min_trips: int = 4  # trips seen from a place before its ways are judged
+    # -- alerting ---------------------------------------------------------------------------------
+    expect_share: float = 0.8  # "usually at P": on at least this share of those days
+    free_expect_share: float = 0.95  # the same on Saturdays, Sundays and breaks
+    late_margin_min: float = 15.0  # P expected for this long already before "not at P" is said
+    away_s: float = 300.0  # away from where expected this long (and seen twice) before an alert
+    route_off_m: float = 100.0  # off the usual ways by more than about this (cell_m units) ...
+    route_off_s: float = 180.0  # ... for this long
+    rare_share: float = 0.1  # a place seen on fewer of these days at this time is unfamiliar
+    night_share: float = 0.03  # "out at an unusual hour": out at that hour on at most this share
+    neighbourhood_m: float = 1500.0  # on free days, somewhere new this close to home is not said
+    fresh_s: float = 1200.0  # a moving child's last fix older than this says nothing
+    clear_s: float = 300.0  # back in the routine this long: the alert clears
+    late_parts: list[str] = field(default_factory=lambda: ["school"])
+    route_parts: list[str] = field(default_factory=lambda: ["school"])
+
+    def __post_init__(self) -> None:
+        for name in ("late_parts", "route_parts"):
+            for part in getattr(self, name):
+                if part not in WEEK_PARTS:
+                    raise ValueError(f"{name}: expected some of {', '.join(WEEK_PARTS)}")
+        if self.memory_days <= 0 or self.half_life_days <= 0:
+            raise ValueError("memory_days and half_life_days must be > 0")
+        if not 0 < self.expect_share <= 1 or not 0 < self.free_expect_share <= 1:
+            raise ValueError("expect_share: expected a share in (0, 1]")
