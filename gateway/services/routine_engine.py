@@ -26,7 +26,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -106,6 +106,7 @@ class RoutineEngine:
         self._heap: list[tuple[int, str]] = []
         self.counters: dict[str, int] = {}
         self._labels = labels
+        self._hours = config.window()
 
     # -- in -------------------------------------------------------------------------------------
     def observe(
@@ -214,7 +215,11 @@ class RoutineEngine:
         pid = stay.place if stay.place is not None else model.place_at(stay.x, stay.y)
         if pid is not None and now - stay.last_ms <= self.c.max_gap_s * 1000:
             return "place", pid
-        if now - stay.start_ms >= self.c.stay_min_s * 1000 and now - stay.last_ms <= 4 * 3600_000:
+        if (
+            (stay.stopped or (stay.n >= 3 and stay.last_ms - stay.start_ms >= 60_000 * 3))
+            and now - stay.start_ms >= self.c.stay_min_s * 1000
+            and now - stay.last_ms <= 4 * 3600_000
+        ):
             return "new", -1
         if now - model.last_ms <= self.c.fresh_s * 1000:
             return "walk", -1
@@ -234,20 +239,22 @@ class RoutineEngine:
         part = state.part
         # out at an unusual hour
         lo, hi = max(0, slot - 1), min(SLOTS, slot + 2)
-        if home is not None and float(model.out_share[lo:hi].max()) <= c.night_share:
+        first, last = self._hours
+        night = first <= slot < last if first <= last else slot >= first or slot < last
+        if night and home is not None and float(model.out_share[lo:hi].max()) <= c.night_share:
             familiar = (
                 where == "place"
                 and max(model.share_of(p, slot, pid) for p in model.schedules) >= c.rare_share
             )
             left = model.left_ms
-            away = now - left >= c.away_s * 1000
+            away = now - left >= c.away_s * 1000 and now - (model.last_ms or 0) <= 2 * 3600_000
             if not familiar and away and not self._fine(state, "hour", now):
                 found.append(Finding("hour", left, pid, home))
         if part == "outing":
             return found
         schedule = model.schedules[part]
         free = part in FREE_PARTS
-        enough = schedule.days >= (c.min_part_days if not free else max(3, c.min_part_days // 2))
+        enough = schedule.days >= c.min_part_days
         usual = int(schedule.usual[slot])
         share = float(schedule.usual_share[slot])
         expect = (c.free_expect_share if free else c.expect_share) if enough else 2.0
@@ -260,26 +267,20 @@ class RoutineEngine:
                 since = stay.start_ms
                 if now - since >= c.stay_min_s * 1000 and not self._fine(state, "place", now):
                     found.append(Finding("place", since, pid, usual))
-        # not where the child usually is by now
-        if part in c.late_parts and enough and usual >= 0 and pid != usual:
-            run = slot
-            while (
-                run > 0
-                and schedule.usual[run - 1] == usual
-                and (schedule.usual_share[run - 1] >= expect)
-            ):
-                run -= 1
-            deadline = state.day_start_ms + run * SLOT_MS + int(c.late_margin_min * 60_000)
-            steady = all(schedule.usual_share[s] >= expect for s in range(run, slot + 1))
-            left = model.last_at.get(usual, 0)
-            since = max(deadline, left)
-            if (
-                steady
-                and now >= deadline
-                and now - left >= c.away_s * 1000
-                and not self._fine(state, "late", now, place=usual)
-            ):
-                found.append(Finding("late", since, pid, usual))
+        # not where the child usually is by now: it did not arrive by its usual time + margin
+        if part in c.late_parts and enough and usual >= 0 and pid != usual and share >= expect:
+            minute = int((now - state.day_start_ms) // 60_000)
+            by = model.usual_arrival(part, usual, minute, c.late_quantile)
+            arrived = model.last_at.get(usual, 0) >= now - 4 * 3600_000
+            # at a place the routine knows at this time (the park some days), or just left it
+            familiar = where == "place" and model.share_of(part, slot, pid) >= c.rare_share
+            origin = model.origin
+            if where == "walk" and origin is not None and now - model.left_ms <= 1_200_000:
+                familiar = model.share_of(part, slot, origin) >= c.rare_share
+            if by is not None and not arrived and not familiar:
+                deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
+                if now >= deadline and not self._fine(state, "late", now, place=usual):
+                    found.append(Finding("late", deadline, pid, usual, {"by": by}))
         # off the usual ways
         if where == "walk" and fix is not None and part in c.route_parts:
             origin = model.origin
@@ -305,15 +306,19 @@ class RoutineEngine:
     def _back(
         self, state: Child, episode: Episode, now: int, fix: tuple[float, float] | None
     ) -> bool:
-        """Is the child back in the routine (for clearing ``episode``)?"""
+        """Is the child back in the routine (for clearing ``episode``)? At home or where it
+        usually is now, for every kind; at a place familiar at this time, after ``place`` or
+        ``route``; on the usual way again, after ``route``."""
         model = state.model
         where, pid = self._where(state, now)
         if where == "place":
             if pid == model.home or pid == episode.expected:
                 return True
-            slot = self._slot(state, now)
-            part = "school" if state.part == OUTING else state.part
-            return episode.kind != "hour" and model.share_of(part, slot, pid) >= self.c.rare_share
+            if episode.kind in ("place", "route"):
+                slot = self._slot(state, now)
+                part = "school" if state.part == OUTING else state.part
+                return model.share_of(part, slot, pid) >= self.c.rare_share
+            return False
         if episode.kind == "route" and where == "walk" and fix is not None:
             origin = model.origin
             return origin is not None and model.in_corridor(origin, *fix)
@@ -458,6 +463,7 @@ class RoutineEngine:
                 f"now ({where_en}) for over {minutes} min.",
             }
         if episode.kind == "late":
+            s = f"{since - timedelta(minutes=self.c.late_margin_min):%H:%M}"
             seen = datetime.fromtimestamp((model.last_ms or now) / 1000, self.zone)
             return {
                 "ja": f"ふだんは {s} ごろまでに{usual_ja}にいますが、{t} 現在いません"

@@ -49,9 +49,22 @@ class Stay:
     n: int
     start_ms: int
     last_ms: int
+    lx: float = 0.0  # the last fix
+    ly: float = 0.0
+    ax: float = 0.0  # the first fix: a stay is what stays within the radius of where it began
+    ay: float = 0.0
     place: int | None = None  # set once it lasted ``stay_min_s``
+    stopped: bool = False  # two fixes on the spot a minute apart: the child stopped here
+    quiet: bool = False  # began after a long silence: the child may have been here unseen
 
-    def add(self, x: float, y: float, ts_ms: int) -> None:
+    def add(self, x: float, y: float, ts_ms: int, still_m: float) -> None:
+        if ts_ms - self.last_ms >= 60_000 and math.hypot(x - self.lx, y - self.ly) <= still_m:
+            self.stopped = True
+        self.lx, self.ly = x, y
+        self.count(x, y, ts_ms)
+
+    def count(self, x: float, y: float, ts_ms: int) -> None:
+
         self.n += 1
         self.x += (x - self.x) / self.n
         self.y += (y - self.y) / self.n
@@ -67,6 +80,7 @@ class Day:
     slots: np.ndarray  # int16[96]: place id, TRAVEL or UNKNOWN
     cells: np.ndarray  # int64 keys (origin place << 32 | cell)
     trips: dict[int, int]  # departures per place
+    arrivals: list[tuple[int, int]]  # (place, minute of the day) of each stay's start
 
 
 @dataclass
@@ -111,6 +125,7 @@ class ChildModel:
         self.slots = np.full(SLOTS, UNKNOWN, np.int16)
         self.cells: set[int] = set()
         self.trips: dict[int, int] = {}
+        self.arrivals: list[tuple[int, int]] = []
         # the stay detector and where the child is
         self.stay: Stay | None = None
         self.origin: int | None = None  # the place the current trip started from
@@ -150,8 +165,15 @@ class ChildModel:
     def start_day(self, day: date, part: str, day_start_ms: int) -> None:
         """A new local day begins: yesterday is finished and learned from."""
         if self.day is not None and day != self.day:
-            if self.stay is not None and self.stay.place is not None and self.last_ms is not None:
-                self._label(self.last_ms, self.day_start_ms + DAY_MS, self.stay.place)
+            stay = self.stay
+            pid = None
+            if stay is not None:
+                pid = stay.place if stay.place is not None else self.place_at(stay.x, stay.y)
+            if stay is not None and pid is not None and self.last_ms is not None:
+                # believed still there (indoors, asleep): the evening is that place's
+                self._label(self.last_ms, self.day_start_ms + DAY_MS, pid)
+                if stay.place is None and stay.start_ms >= self.day_start_ms:
+                    self._arrived(pid, stay.start_ms)
             self.days.append(
                 Day(
                     self.day,
@@ -159,13 +181,14 @@ class ChildModel:
                     self.slots.copy(),
                     np.fromiter(self.cells, np.int64, len(self.cells)),
                     dict(self.trips),
+                    list(self.arrivals),
                 )
             )
             self._forget(day)
             self.rebuild(day)
         self.day, self.part, self.day_start_ms = day, part, day_start_ms
         self.slots = np.full(SLOTS, UNKNOWN, np.int16)
-        self.cells, self.trips = set(), {}
+        self.cells, self.trips, self.arrivals = set(), {}, []
 
     def observe(self, ts_ms: int, x: float, y: float) -> None:
         """One usable fix of today (the caller drops worse than ``max_accuracy_m``)."""
@@ -173,23 +196,24 @@ class ChildModel:
         stay, last = self.stay, self.last_ms
         if (
             stay is not None
-            and math.hypot(x - stay.x, y - stay.y) <= c.stay_radius_m
+            and math.hypot(x - stay.ax, y - stay.ay) <= c.stay_radius_m
             and ts_ms - stay.last_ms <= c.max_gap_s * 1000
         ):
-            stay.add(x, y, ts_ms)
+            stay.add(x, y, ts_ms, c.still_m)
             if stay.place is None and ts_ms - stay.start_ms >= c.stay_min_s * 1000:
                 self._confirm(stay)
                 self._label(stay.start_ms, ts_ms, stay.place)  # type: ignore[arg-type]
             elif stay.place is not None and last is not None:
                 self._label(last, ts_ms, stay.place)
         else:
-            if stay is not None and stay.place is not None:
-                self._leave(stay)
-            if stay is not None and (stay.place is not None or self.place_at(stay.x, stay.y)):
-                self.left_ms = ts_ms
+            if stay is not None:
+                self._leave(stay, ts_ms)
+            if last is not None and ts_ms - last > 1_800_000:
+                self.origin = self.place_at(x, y)  # after a long silence: where it starts from
             if last is not None and ts_ms - last <= 1_800_000:
                 self._label(last, ts_ms, TRAVEL)
-            self.stay = Stay(x, y, 1, ts_ms, ts_ms)
+            quiet = last is None or ts_ms - last > 1_800_000
+            self.stay = Stay(x, y, 1, ts_ms, ts_ms, x, y, x, y, quiet=quiet)
         if self.stay is not None and self.stay.place is None and self.origin is not None:
             self.cells.add(self.origin << 32 | self.cell(x, y))
         self.last_ms, self.last_xy = ts_ms, (x, y)
@@ -207,16 +231,30 @@ class ChildModel:
             self.places[pid] = [stay.x, stay.y, 0.0]
         stay.place = pid
         self.origin = None
+        if stay.start_ms >= self.day_start_ms:
+            self._arrived(pid, stay.start_ms)
 
-    def _leave(self, stay: Stay) -> None:
-        place = self.places.get(stay.place)  # type: ignore[arg-type]
-        if place is not None:
+    def _arrived(self, pid: int, ts_ms: int) -> None:
+        self.arrivals.append((pid, int((ts_ms - self.day_start_ms) // 60_000)))
+
+    def _leave(self, stay: Stay, ts_ms: int) -> None:
+        """The child left ``stay``: a trip starts if it was at a place (seen long enough there,
+        or a known place where it stopped or was silent, e.g. home with one fix before leaving;
+        walking past a known place is no trip from it)."""
+        pid = stay.place
+        if pid is None and (stay.stopped or stay.quiet):
+            pid = self.place_at(stay.x, stay.y)
+        if pid is None:
+            return
+        place = self.places[pid]
+        if stay.place is not None:
             weight = min(place[2], 30.0)
             place[0] = (place[0] * weight + stay.x) / (weight + 1)
             place[1] = (place[1] * weight + stay.y) / (weight + 1)
             place[2] = weight + 1
-        self.origin = stay.place
-        self.trips[stay.place] = self.trips.get(stay.place, 0) + 1  # type: ignore[index]
+        self.origin = pid
+        self.left_ms = ts_ms
+        self.trips[pid] = self.trips.get(pid, 0) + 1
 
     def _label(self, from_ms: int, to_ms: int, value: int) -> None:
         first = max(0, (from_ms - self.day_start_ms) // SLOT_MS)
@@ -302,6 +340,22 @@ class ChildModel:
         schedule = self.schedules[part]
         lo, hi = max(0, slot - window), min(SLOTS, slot + window + 1)
         return float(schedule.share[lo:hi, col].max()) if schedule.share.shape[1] > col else 0.0
+
+    def usual_arrival(self, part: str, place: int, minute: int, quantile: float) -> int | None:
+        """The minute of the day by which the child had arrived at ``place`` on ``quantile`` of
+        the days of ``part`` it arrived there in the four hours before ``minute``; None if that
+        happened on too few days to say."""
+        firsts = []
+        for d in self.days:
+            if d.part != part:
+                continue
+            seen = [m for p, m in d.arrivals if p == place and minute - 240 <= m <= minute]
+            if seen:
+                firsts.append(min(seen))
+        if len(firsts) < max(3, self.c.min_part_days // 2):
+            return None
+        firsts.sort()
+        return firsts[min(len(firsts) - 1, int(quantile * len(firsts)))]
 
     def in_corridor(self, origin: int, x: float, y: float) -> bool:
         cells = self.corridors.get(origin)
