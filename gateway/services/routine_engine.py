@@ -259,10 +259,15 @@ class RoutineEngine:
         share = float(schedule.usual_share[slot])
         expect = (c.free_expect_share if free else c.expect_share) if enough else 2.0
         # staying somewhere not usual now, while usually elsewhere
-        if where in ("place", "new") and share >= expect and usual != pid:
-            rare = where == "new" or model.share_of(part, slot, pid) < c.rare_share
+        stay = model.stay
+        recent = stay is not None and now - stay.last_ms <= 4 * 3600_000
+        if where in ("place", "new") and share >= expect and usual != pid and recent:
+            # unfamiliar: not a place, or one seen around this time of day on none of the
+            # week-parts (the park of Saturday afternoons is no news on a Tuesday afternoon)
+            rare = where == "new" or all(
+                model.share_of(p, slot, pid) < c.rare_share for p in model.schedules
+            )
             far = home is None or self._distance_home(model, x, y) > c.neighbourhood_m
-            stay = model.stay
             if rare and (far or not free) and stay is not None:
                 since = stay.start_ms
                 if now - since >= c.stay_min_s * 1000 and not self._fine(state, "place", now):
