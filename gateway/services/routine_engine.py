@@ -216,7 +216,11 @@ class RoutineEngine:
         if pid is not None and now - stay.last_ms <= self.c.max_gap_s * 1000:
             return "place", pid
         if (
-            (stay.stopped or (stay.n >= 3 and stay.last_ms - stay.start_ms >= 60_000 * 3))
+            (
+                stay.stopped
+                or stay.quiet
+                or (stay.n >= 3 and stay.last_ms - stay.start_ms >= 180_000)
+            )
             and now - stay.start_ms >= self.c.stay_min_s * 1000
             and now - stay.last_ms <= 4 * 3600_000
         ):
@@ -278,16 +282,16 @@ class RoutineEngine:
             by = model.usual_arrival(part, usual, minute, c.late_quantile)
             arrived = model.last_at.get(usual, 0) >= now - 4 * 3600_000
             # at a place the routine knows at this time (the park some days), or just left it
-            familiar = where == "place" and model.share_of(part, slot, pid) >= c.rare_share
+            familiar = where == "place" and model.share_of(part, slot, pid, 1) >= c.rare_share
             origin = model.origin
             if where == "walk" and origin is not None and now - model.left_ms <= 1_200_000:
-                familiar = model.share_of(part, slot, origin) >= c.rare_share
+                familiar = model.share_of(part, slot, origin, 1) >= c.rare_share
             if by is not None and not arrived and not familiar:
                 deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
                 if now >= deadline and not self._fine(state, "late", now, place=usual):
                     found.append(Finding("late", deadline, pid, usual, {"by": by}))
         # off the usual ways
-        if where == "walk" and fix is not None and part in c.route_parts:
+        if where == "walk" and fix is not None and part in c.route_parts and not night:
             origin = model.origin
             off = (
                 origin is not None
