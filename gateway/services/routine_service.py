@@ -53,14 +53,16 @@ class RoutineService:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick_loop, name="routine-tick", daemon=True)
         self._saved_day: dict[str, date] = {}
+        self._school_of: dict[str, str] = {}
         pipeline.observers.append(self.observe)
 
     def now_ms(self) -> int:
         return int(self.clock.now().timestamp() * 1000)
 
     def part_of(self, child: str, day: date) -> str:
-        school_id = next((s for c, s in self.pipeline.routes.values() if c == child), None)
-        school = self.pipeline.schools.get(school_id) if school_id else None
+        if child not in self._school_of:  # the city's CLI adds children while we run
+            self._school_of = dict(self.db.device_children().values())
+        school = self.pipeline.schools.get(self._school_of.get(child, ""))
         if school is None:
             return week_part(day, day.weekday() < 5, False)
         calendar = school.calendar
@@ -139,7 +141,8 @@ class RoutineService:
         now = self.now_ms()
         horizon = now - int(self.config.memory_days * DAY_MS)
         replayed = 0
-        children = sorted({child for child, _ in self.pipeline.routes.values()})
+        self._school_of = dict(self.db.device_children().values())
+        children = sorted(self._school_of)
         saved = self.db.routine_states()
         for child in children:
             start = horizon
