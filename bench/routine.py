@@ -1,6 +1,6 @@
 """Learned-routine alerts on simulated months of the city's children, against two baselines.
 
-    .venv/bin/python bench/routine.py                      # 300 children, 2 months (minutes)
+    .venv/bin/python bench/routine.py                      # 200 children, 2 months (minutes)
     .venv/bin/python bench/routine.py --children 1200 --months 3   # the city (longer)
 
 ``sim/city_children.py`` plays every child's days; each position goes through the routine
@@ -149,7 +149,7 @@ def _p90(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--children", type=int, default=300)
+    parser.add_argument("--children", type=int, default=200)
     parser.add_argument("--months", type=float, default=2.0)
     parser.add_argument("--start", default="2026-10-05", help="first simulated day (a Monday)")
     parser.add_argument("--warmup-days", type=int, default=21)

@@ -24,7 +24,7 @@ from gateway.services.tracker_service import TrackerService
 from sim.child_day import Sky
 from sim.city_children import JST, lat_lon
 from sim.devices.gnss_receiver import GnssReceiverSim
-from tests.routine.tracks import SCHOOL, routine
+from tests.routine.tracks import SCHOOL, history
 from tests.store.store_helpers import wait_until
 from tests.tracker.tracker_rig import Mailbox, Webhook, register, service_config
 
@@ -62,17 +62,6 @@ def drifting(seed: int):
     return sky
 
 
-def history(service: TrackerService, device: str) -> None:
-    """Four weeks of her usual days (to last Sunday), as the service stored them."""
-    rows = []
-    for day in routine(DAY - timedelta(days=29), 4):
-        for ts, x, y in day.fixes:
-            lat, lon = lat_lon(x, y)
-            rows.append(("hana", ts, device, ts, round(lat, 5), round(lon, 5), 6.0, "gnss"))
-    with service.db.tx() as cur:
-        service.db.insert_positions(cur, rows)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [3, 4])
 def test_a_child_drifts_off_her_way_and_the_guardian_is_told(
@@ -85,7 +74,7 @@ def test_a_child_drifts_off_her_way_and_the_guardian_is_told(
     config = service_config(tmp_path, broker, mailbox.port, hook.url, f"routine{seed}")
     service = TrackerService(config, clock)
     register(service)
-    history(service, "tracker-1")
+    history(service.db, DAY, "tracker-1")
     service.start()
     assert service.subscriber.subscribed.wait(10)
     assert service.routines is not None

@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 from gateway.services.routine_config import RoutineConfig
 from gateway.services.routine_engine import RoutineEngine, RoutineEvent, week_part
+from gateway.services.tracker_db import TrackerDb
 from sim.city_children import JST, lat_lon
 
 HOME = (0.0, 0.0)
@@ -114,3 +115,15 @@ def routine(first: date, weeks: int) -> list[Day]:
         day = first + timedelta(days=n)
         days.append(school_day(day) if day.weekday() < 5 else free_day(day))
     return days
+
+
+def history(db: TrackerDb, today: date, device: str, weeks: int = 4) -> None:
+    """``weeks`` of her usual days up to the Sunday before ``today``, stored as the tracker
+    service stores positions."""
+    rows = []
+    for day in routine(today - timedelta(days=weeks * 7 + 1), weeks):
+        for ts, x, y in day.fixes:
+            lat, lon = lat_lon(x, y)
+            rows.append(("hana", ts, device, ts, round(lat, 5), round(lon, 5), 6.0, "gnss"))
+    with db.tx() as cur:
+        db.insert_positions(cur, rows)
