@@ -108,6 +108,7 @@ def evaluate(city: City, alerts: list[tuple[int, int]], eval_from: int, child_mo
             by_child[i].append(ts)
     result = {}
     windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    all_delays: list[float] = []
     for kind in KINDS:
         found, delays = 0, []
         devs = [d for d in city.deviations if d.kind == kind and d.start_ms >= eval_from]
@@ -118,6 +119,7 @@ def evaluate(city: City, alerts: list[tuple[int, int]], eval_from: int, child_mo
             if hits:
                 found += 1
                 delays.append(max(0.0, (min(hits) - d.start_ms) / 60_000))
+                all_delays.append(delays[-1])
         result[kind] = {
             "injected": len(devs),
             "detected": found / len(devs) if devs else float("nan"),
@@ -127,6 +129,7 @@ def evaluate(city: City, alerts: list[tuple[int, int]], eval_from: int, child_mo
     novel: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for n in city.novelties:
         novel[n.child].append((n.start_ms, n.end_ms + 1_800_000))
+    result["all"] = {"delays": all_delays}
     false, during_novelty = 0, 0
     for i, stamps in by_child.items():
         for ts in stamps:
@@ -247,10 +250,15 @@ def main() -> int:
             )
         all_found = sum(r[k]["detected"] * r[k]["injected"] for k in KINDS)
         all_injected = sum(r[k]["injected"] for k in KINDS)
+        delays = r["all"].pop("delays")
+        r["all"].update(median_min=statistics.median(delays) if delays else float("nan"))
         print(
-            f"{method:<20} {'all':<6} {all_injected:>8} {all_found / max(1, all_injected):>8.0%}"
-            f"   false alarms {r['false_per_child_month']:.3f}/child-month "
-            f"({r['false']}, {r['false_novelty']} during harmless novelties)"
+            f"{method:<20} {'all':<6} {all_injected:>8} {all_found / max(1, all_injected):>8.0%} "
+            f"{r['all']['median_min']:>6.1f}m {_p90(delays):>6.1f}m"
+        )
+        print(
+            f"{'':<20} false alarms {r['false_per_child_month']:.3f} per child-month "
+            f"({r['false']}; {r['false_novelty']} of them during harmless novelties)"
         )
     learned, fence, freq = (results[m]["false_per_child_month"] for m in results)
     print(

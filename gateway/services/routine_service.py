@@ -80,9 +80,13 @@ class RoutineService:
         self._emit(events)
 
     def _tick_loop(self) -> None:
+        looks = 0
         while not self._stop.is_set():
             try:
                 with self._lock:
+                    if looks % 20 == 0:
+                        self.forget_removed()
+                    looks += 1
                     events = self.engine.tick(self.now_ms())
                 self._emit(events)
             except Exception:
@@ -133,8 +137,20 @@ class RoutineService:
 
     def save(self, child: str) -> None:
         state = self.engine.children.get(child)
-        if state is not None:
+        if state is not None and child in self._registered():
             self.db.save_routine(child, self.now_ms(), pickle.dumps(state, protocol=5))
+
+    def _registered(self) -> dict[str, str]:
+        self._school_of = dict(self.db.device_children().values())
+        return self._school_of
+
+    def forget_removed(self) -> None:
+        """A child the city removed (``tracker child remove``) is forgotten here too, within
+        ten minutes: its model is not kept, nor saved again."""
+        registered = self._registered()
+        for child in [c for c in self.engine.children if c not in registered]:
+            del self.engine.children[child]
+            self._saved_day.pop(child, None)
 
     def load(self) -> int:
         """Bring every registered child's model up to date; how many positions were replayed."""
