@@ -30,7 +30,7 @@ class RoutineConfig:
     # days of the week-part being judged: with 30 days kept, Saturdays and Sundays never reach
     # 8, so on them only "out at an unusual hour" is judged (docs/tracker.md says why)
     min_part_days: int = 8
-    min_trips: int = 4  # trips seen from a place before its ways are judged
+    min_trips: int = 8  # trips seen from a place before its ways are judged
     # -- alerting ---------------------------------------------------------------------------------
     expect_share: float = 0.8  # "usually at P": on at least this share of those days
     free_expect_share: float = 0.95  # the same on Saturdays, Sundays and breaks

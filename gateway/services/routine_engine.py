@@ -282,10 +282,17 @@ class RoutineEngine:
             by = model.usual_arrival(part, usual, minute, c.late_quantile)
             arrived = model.last_at.get(usual, 0) >= now - 4 * 3600_000
             # at a place the routine knows at this time (the park some days), or just left it
-            familiar = where == "place" and model.share_of(part, slot, pid, 1) >= c.rare_share
+            # a stop on the way at a place usual around now (the park, some days) is no news for
+            # an hour; staying on where the child usually leaves (the club) is
+            familiar = (
+                where == "place"
+                and stay is not None
+                and now - stay.start_ms <= 3600_000
+                and model.share_of(part, slot, pid) >= c.rare_share
+            )
             origin = model.origin
             if where == "walk" and origin is not None and now - model.left_ms <= 1_200_000:
-                familiar = model.share_of(part, slot, origin, 1) >= c.rare_share
+                familiar = model.share_of(part, slot, origin) >= c.rare_share
             if by is not None and not arrived and not familiar:
                 deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
                 if now >= deadline and not self._fine(state, "late", now, place=usual):
