@@ -8,39 +8,23 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
-from edge.agents.tracker import TrackerAgent, TrackerConfig
-from edge.agents.tracker.config import GnssConfig
 from edge.runtime.clock import Clock
-from edge.runtime.host import AgentHost, DeviceConfig, HostConfig, OutboxConfig
-from edge.runtime.uplink import MqttConfig
 from gateway.services.tracker_service import TrackerService
 from sim.child_day import Sky
 from sim.city_children import JST, lat_lon
 from sim.devices.gnss_receiver import GnssReceiverSim
 from tests.routine.tracks import SCHOOL, history
 from tests.store.store_helpers import wait_until
-from tests.tracker.tracker_rig import Mailbox, Webhook, register, service_config
+from tests.tracker.tracker_rig import Mailbox, Webhook, register, service_config, start_tracker
 
 DAY = date(2026, 12, 1)  # a Tuesday
 LEAVE = datetime(2026, 12, 1, 15, 0, tzinfo=JST)
 OFF_AT = (150.0, 1000.0)  # 150 m along her usual way to the club, then north instead
 DRIFT_TO = (150.0, 1700.0)
-
-
-@pytest.fixture
-def pins():
-    previous = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
-    Device.pin_factory = previous
 
 
 def drifting(seed: int):
@@ -81,20 +65,7 @@ def test_a_child_drifts_off_her_way_and_the_guardian_is_told(
     learned, needed = service.routines.status("hana")
     assert learned >= needed == config.routine.min_days  # past the cold start
     with GnssReceiverSim(drifting(seed), clock, period_s=0.2, seed=seed) as receiver:
-        host = AgentHost(
-            HostConfig(
-                device=DeviceConfig("tracker-1", "tracker"),
-                agent="tracker",
-                mqtt=MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.1),
-                outbox=OutboxConfig(path=tmp_path / "agent-outbox.db", sync="normal"),
-            ),
-            clock,
-        )
-        tracker = TrackerConfig(
-            gnss=GnssConfig(port=receiver.path, fix_timeout_s=1.0), modem=None, battery=None
-        )
-        runner = threading.Thread(target=host.run, args=(TrackerAgent(host, tracker),))
-        runner.start()
+        host, runner = start_tracker(tmp_path, broker, clock, receiver.path, confirm="broker")
         try:
             seen = alerts.collect(lambda m: any(b"routine_route" in x.payload for x in m), 90)
             wait_until(lambda: mailbox.messages, 30, "the e-mail")
