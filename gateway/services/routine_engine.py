@@ -268,9 +268,7 @@ class RoutineEngine:
         if where in ("place", "new") and share >= expect and usual != pid and recent:
             # unfamiliar: not a place, or one seen around this time of day on none of the
             # week-parts (the park of Saturday afternoons is no news on a Tuesday afternoon)
-            rare = where == "new" or all(
-                model.share_of(p, slot, pid) < c.rare_share for p in model.schedules
-            )
+            rare = where == "new" or not self._familiar(model, slot, pid)
             far = home is None or self._distance_home(model, x, y) > c.neighbourhood_m
             if rare and (far or not free) and stay is not None:
                 since = stay.start_ms
@@ -288,11 +286,16 @@ class RoutineEngine:
                 where == "place"
                 and stay is not None
                 and now - stay.start_ms <= 3600_000
-                and model.share_of(part, slot, pid) >= c.rare_share
+                and self._familiar(model, slot, pid)
             )
             origin = model.origin
             if where == "walk" and origin is not None and now - model.left_ms <= 1_200_000:
-                familiar = model.share_of(part, slot, origin) >= c.rare_share
+                familiar = self._familiar(model, slot, origin)
+            target = model.places.get(usual)
+            if target is not None and math.hypot(x - target[0], y - target[1]) <= 2 * (
+                c.place_radius_m
+            ):
+                familiar = True  # all but there: the last fix was at its door
             if by is not None and not arrived and not familiar:
                 deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
                 if now >= deadline and not self._fine(state, "late", now, place=usual):
@@ -318,6 +321,11 @@ class RoutineEngine:
             else:
                 state.off_since, state.off_fixes = None, 0
         return found
+
+    def _familiar(self, model: ChildModel, slot: int, place: int) -> bool:
+        """Seen at ``place`` around this time of day (± 1 h) on some share of the days of any
+        week-part: the park of Saturday afternoons is no news on a Tuesday afternoon."""
+        return any(model.share_of(p, slot, place) >= self.c.rare_share for p in model.schedules)
 
     def _back(
         self, state: Child, episode: Episode, now: int, fix: tuple[float, float] | None
