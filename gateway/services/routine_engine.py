@@ -216,11 +216,7 @@ class RoutineEngine:
         if pid is not None and now - stay.last_ms <= self.c.max_gap_s * 1000:
             return "place", pid
         if (
-            (
-                stay.stopped
-                or stay.quiet
-                or (stay.n >= 3 and stay.last_ms - stay.start_ms >= 180_000)
-            )
+            (stay.stopped or (stay.n >= 3 and stay.last_ms - stay.start_ms >= 180_000))
             and now - stay.start_ms >= self.c.stay_min_s * 1000
             and now - stay.last_ms <= 4 * 3600_000
         ):

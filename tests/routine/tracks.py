@@ -27,7 +27,6 @@ class Day:
     at: tuple[float, float] = HOME
     t: float = 0.0  # seconds after midnight
     fixes: list[tuple[int, float, float]] = field(default_factory=list)
-    lost: bool = False  # no fixes while walking (the receiver lost its fix)
 
     def ms(self, seconds: float) -> int:
         return int(datetime.combine(self.day, time(0), JST).timestamp() * 1000 + seconds * 1000)
@@ -54,6 +53,8 @@ class Day:
                     self._fix(self.t + k * 50 / SPEED, p)
             self.t += length / SPEED
             self.at = to
+        if lost:
+            self._fix(self.t, self.at)  # the fix comes back at the door
         return self
 
     def _fix(self, t: float, p: tuple[float, float]) -> None:
