@@ -43,6 +43,7 @@ class RoutineConfig:
     night_share: float = 0.03  # "out at an unusual hour": out at that hour on at most this share
     hours: str = "20:00-05:00"  # ... of days, within these hours (daytime is place/late/route)
     neighbourhood_m: float = 1500.0  # on free days, somewhere new this close to home is not said
+    near_home_m: float = 500.0  # ... nor, any day, this close when the child is usually home
     fresh_s: float = 1200.0  # a moving child's last fix older than this says nothing
     clear_s: float = 300.0  # back in the routine this long: the alert clears
     late_parts: list[str] = field(default_factory=lambda: ["school"])

@@ -265,8 +265,11 @@ class RoutineEngine:
             # unfamiliar: not a place, or one seen around this time of day on none of the
             # week-parts (the park of Saturday afternoons is no news on a Tuesday afternoon)
             rare = where == "new" or not self._familiar(model, slot, pid)
-            far = home is None or self._distance_home(model, x, y) > c.neighbourhood_m
-            if rare and (far or not free) and stay is not None:
+            from_home = self._distance_home(model, x, y)
+            far = from_home > c.neighbourhood_m
+            # when she is usually home, somewhere new round the corner is not news either
+            near = usual == home and from_home <= c.near_home_m
+            if rare and (far or not free) and not near and stay is not None:
                 since = stay.start_ms
                 if now - since >= c.stay_min_s * 1000 and not self._fine(state, "place", now):
                     found.append(Finding("place", since, pid, usual))
