@@ -52,10 +52,11 @@ def test_a_child_drifts_off_her_way_and_the_guardian_is_told(
     tmp_path, broker, watch, pins, seed, caplog
 ):
     caplog.set_level("DEBUG")
-    clock = Clock(60.0, start=LEAVE)
+    clock = Clock(30.0, start=LEAVE)
     mailbox, hook = Mailbox().start(), Webhook()
     alerts = watch(broker, "machimori/v1/alert/#")
     config = service_config(tmp_path, broker, mailbox.port, hook.url, f"routine{seed}")
+    config.routine.late_parts = []  # this test is about her way; "late" has its own tests
     service = TrackerService(config, clock)
     register(service)
     history(service.db, DAY, "tracker-1")
@@ -84,7 +85,8 @@ def test_a_child_drifts_off_her_way_and_the_guardian_is_told(
     # within the configured delay of leaving her way (200 m north of it, at 1.1 m/s)
     left_way = LEAVE + timedelta(seconds=120 + 150 / 1.1 + 100 / 1.1)
     told = datetime.fromisoformat(alert["ts"].replace("Z", "+00:00")).astimezone(UTC)
-    slack = timedelta(seconds=config.routine.route_off_s + 150)
+    # the configured delay, plus the tracker's pace and the service's look (a loaded machine)
+    slack = timedelta(seconds=config.routine.route_off_s + 300)
     assert left_way <= told <= left_way + slack, (told, left_way)
     mail = next(m for m in mailbox.messages if "いつもの道" in m["Subject"])
     assert mail["To"] == "sato@example.jp"
