@@ -27,7 +27,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.services.routine_config import RoutineConfig
@@ -74,7 +73,6 @@ class Finding:
     since_ms: int
     place: int
     expected: int
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -298,7 +296,7 @@ class RoutineEngine:
             if by is not None and not arrived and not familiar:
                 deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
                 if now >= deadline and not self._fine(state, "late", now, place=usual):
-                    found.append(Finding("late", deadline, pid, usual, {"by": by}))
+                    found.append(Finding("late", deadline, pid, usual))
         # off the usual ways
         if where == "walk" and fix is not None and part in c.route_parts and not night:
             origin = model.origin

@@ -145,6 +145,9 @@ class ChildModel:
     def xy(self, lat: float, lon: float) -> tuple[float, float]:
         return (lon - self.lon0) * self.kx, (lat - self.lat0) * M_PER_DEG
 
+    def lat_lon(self, x: float, y: float) -> tuple[float, float]:
+        return self.lat0 + y / M_PER_DEG, self.lon0 + x / self.kx
+
     def cell(self, x: float, y: float) -> int:
         size = self.c.cell_m
         return (int(x // size) + _BIAS) << 16 | (int(y // size) + _BIAS)

@@ -48,7 +48,7 @@ class RoutineService:
         self.pipeline = pipeline
         self.db = db
         self.clock = clock
-        self.engine = RoutineEngine(config, pipeline.zone, self.part_of)
+        self.engine = RoutineEngine(config, pipeline.zone, self.part_of, self.labels)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick_loop, name="routine-tick", daemon=True)
@@ -69,6 +69,19 @@ class RoutineService:
         if day in calendar.outings:
             return OUTING
         return week_part(day, calendar.is_school_day(day), calendar.holiday_name(day) is not None)
+
+    def labels(self, child: str) -> dict[int, tuple[str, str]]:
+        """The child's school among its places, by the school's name (ja, en), for reasons."""
+        state = self.engine.children.get(child)
+        school = self.pipeline.schools.get(self._school_of.get(child, ""))
+        if state is None or school is None:
+            return {}
+        model, name = state.model, school.config.name
+        return {
+            pid: (name, name)
+            for pid, (x, y, _) in model.places.items()
+            if school.fence.signed_distance(*model.lat_lon(x, y)) <= self.config.place_radius_m
+        }
 
     # -- in -------------------------------------------------------------------------------------
     def observe(self, child: str, envelope: Envelope, position: Position) -> None:

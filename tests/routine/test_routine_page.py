@@ -14,6 +14,7 @@ import pytest
 from edge.protocol import Envelope, utc_timestamp
 from edge.runtime.clock import Clock
 from gateway.api.auth import hash_password
+from gateway.services.tracker_config import CircleConfig
 from gateway.services.tracker_service import TrackerService
 from sim.city_children import JST, lat_lon
 from tests.routine.tracks import SCHOOL, history
@@ -50,6 +51,7 @@ def position(device: str, seq: int, moment: datetime, xy: tuple[float, float]) -
 @pytest.mark.slow
 def test_learning_then_a_notice_and_this_is_fine(tmp_path, broker):
     config = service_config(tmp_path, broker, 9, "http://127.0.0.1:9/hook", "page")
+    config.schools[0].circle = CircleConfig(*lat_lon(*SCHOOL), 80.0)  # where her school is
     clock = Clock(60.0, start=datetime(2026, 12, 1, 10, 0, tzinfo=JST))
     service = TrackerService(config, clock)
     register(service)
@@ -78,6 +80,7 @@ def test_learning_then_a_notice_and_this_is_fine(tmp_path, broker):
         wait_until(routine_alerts, 30, "the routine alert")
         (alert,) = routine_alerts()
         assert alert.kind == "routine_place"
+        assert "ふだんこの時間は長井市立中央小学校にいますが" in alert.data["reason"]["ja"]
         sato = browser(base(service), "sato", "sato-password-1")
         html = page(sato, f"{base(service)}/children?lang=ja")
         assert (
