@@ -45,7 +45,7 @@ format: $(BIN)/machimori
 	$(BIN)/ruff check --fix .
 
 bench: $(BIN)/machimori system-deps
-	for b in outbox gateway river store ngsi camera provision bus tracker; do $(BIN)/python bench/$$b.py || exit 1; done
+	for b in outbox gateway river store ngsi camera provision bus tracker routine; do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(FIWARE_VENV) .pytest_cache .ruff_cache .hypothesis

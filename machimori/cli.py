@@ -27,6 +27,10 @@ COMMANDS = {
         "gateway.services.tracker_cli",
         "child trackers, city side: school arrivals, guardians' page, who sees which child",
     ),
+    "routine": (
+        "gateway.services.routine_cli",
+        "children's learned routines: the alerts a positions file would raise (replay)",
+    ),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),
 }
 

@@ -71,6 +71,12 @@ TEXT = {
         "school_today": "今日の登下校",
         "child": "児童",
         "time": "時刻",
+        "learning": "いつもの行動を学習中です（{days}/{need} 日）。学習が終わるまで、"
+        "いつもと違う行動のお知らせはしません。",
+        "watching": "いつもと違う行動があればお知らせします。",
+        "fine": "問題ありません",
+        "fine_done": "ありがとうございます。次からこの場所・道・時間ではお知らせしません。",
+        "fine_gone": "このお知らせにはもう答えられません。",
     },
     "en": {
         "title": "Child tracker",
@@ -98,6 +104,12 @@ TEXT = {
         "school_today": "Today's arrivals and departures",
         "child": "Child",
         "time": "Time",
+        "learning": "Learning the usual routine ({days}/{need} days). Until then, no notices "
+        "about unusual movements.",
+        "watching": "You will be told when movements depart from the usual.",
+        "fine": "This is fine",
+        "fine_done": "Thank you. This place, way or time will not be notified again.",
+        "fine_gone": "This notice can no longer be answered.",
     },
 }
 
@@ -284,6 +296,7 @@ def build_app(service: TrackerService) -> FastAPI:
             f'<p class="presence"><span>{t(lang, "arrival")}: <b class="arrival">'
             f'{t(lang, "not_yet")}</b></span> <span>{t(lang, "departure")}: <b class="departure">'
             f"{t(lang, 'not_yet')}</b></span></p>"
+            + routine_part(lang, c, share_form)
             + (
                 f'<form method="post" action="/shares?lang={lang}" class="share">'
                 f'<input type="hidden" name="child" value="{escape(c)}">'
@@ -327,6 +340,48 @@ def build_app(service: TrackerService) -> FastAPI:
         if session is None or not session.startswith(f"{role}."):
             return RedirectResponse(f"/login?lang={lang}", 303)
         return session
+
+    def routine_part(lang: str, child: str, answers: bool) -> str:
+        """The routine's state for this child, and today's unusual-movement notices with a
+        "this is fine" button (for the guardian, not for a share link)."""
+        routines = service.routines
+        if routines is None:
+            return ""
+        days, need = routines.status(child)
+        state = t(lang, "learning", days=days, need=need) if days < need else t(lang, "watching")
+        items = []
+        since = service.now_ms() - 86_400_000
+        for alert in db.alerts(child):
+            if alert.ts_ms < since or not alert.kind.startswith("routine_"):
+                continue
+            reason = escape(str((alert.data.get("reason") or {}).get(lang, "")))
+            button = (
+                f'<form method="post" action="/routine/fine?lang={lang}" class="fine">'
+                f'<input type="hidden" name="alert" value="{alert.id}">'
+                f'<button type="submit">{t(lang, "fine")}</button></form>'
+                if answers and alert.kind != "routine_clear"
+                else ""
+            )
+            kind = escape(alert.kind)
+            items.append(f'<li class="routine-alert" data-kind="{kind}">{reason}{button}</li>')
+        listed = f"<ul>{''.join(items)}</ul>" if items else ""
+        return f'<div class="routine"><p class="routine-state">{state}</p>{listed}</div>'
+
+    @app.post("/routine/fine")
+    async def routine_fine(request: Request, lang: str | None = None) -> Response:
+        lang = lang_of(lang)
+        session = who(request)
+        form = await _form(request)
+        if session is None or not session.startswith("guardian.") or service.routines is None:
+            return refused(lang)
+        try:
+            alert = int(form.get("alert", ""))
+        except ValueError:
+            return refused(lang)
+        done = service.routines.fine(session.partition(".")[2], alert)
+        text = t(lang, "fine_done" if done else "fine_gone")
+        back = f'<p><a href="/children?lang={lang}">{t(lang, "title")}</a></p>'
+        return page(lang, t(lang, "title"), f'<p class="fine-result">{text}</p>{back}')
 
     @app.get("/children")
     def children(request: Request, lang: str | None = None) -> Response:

@@ -49,12 +49,22 @@ TEXTS = {
             "{child} さんは {by} の時点で {school} に到着していません。",
         ),
         "sos": ("SOS", "{child} さんの端末で SOS ボタンが押されました（{time}）。"),
+        "routine_hour": ("いつもと違う時間の外出", "{child} さん: {reason}"),
+        "routine_place": ("いつもと違う場所", "{child} さん: {reason}"),
+        "routine_late": ("いつもの場所にいません", "{child} さん: {reason}"),
+        "routine_route": ("いつもの道から外れています", "{child} さん: {reason}"),
+        "routine_clear": ("いつもどおりに戻りました", "{child} さん: {reason}"),
     },
     "en": {
         "school_arrival": ("Arrived at school", "{child} arrived at {school} at {time}."),
         "school_departure": ("Left school", "{child} left {school} at {time}."),
         "not_at_school": ("Not at school yet", "{child} has not arrived at {school} by {by}."),
         "sos": ("SOS", "The SOS button on {child}'s tracker was pressed at {time}."),
+        "routine_hour": ("Out at an unusual hour", "{child}: {reason}"),
+        "routine_place": ("At an unusual place", "{child}: {reason}"),
+        "routine_late": ("Not where usual by now", "{child}: {reason}"),
+        "routine_route": ("Off the usual way", "{child}: {reason}"),
+        "routine_clear": ("Back to the usual", "{child}: {reason}"),
     },
 }
 
@@ -72,6 +82,7 @@ def render(
         "school": school_names.get(school, school),
         "time": f"{moment:%H:%M}",
         "by": alert.data.get("by", ""),
+        "reason": (alert.data.get("reason") or {}).get(lang if lang in TEXTS else "ja", ""),
     }
     return f"[machimori] {subject}", body.format(**values)
 

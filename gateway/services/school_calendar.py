@@ -2,7 +2,9 @@
 substitute holidays and 国民の休日 included, from the ``holidays`` package's tables of the
 Holidays Act) and not the school's own closed days (vacations, 開校記念日, a closure for snow).
 
-A school may also open on a Saturday (授業参観日): ``extra_days``. Dates are local dates.
+A school may also open on a Saturday (授業参観日): ``extra_days``. ``outings`` are school days the
+school announced as trips (遠足, 社会科見学): the learned routines do not judge them. Dates are
+local dates.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def parse_days(items: list[str]) -> set[date]:
 class SchoolCalendar:
     closed: set[date] = field(default_factory=set)
     extra_days: set[date] = field(default_factory=set)
+    outings: set[date] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._national = holidays.country_holidays("JP")

@@ -17,6 +17,7 @@ from edge.protocol.topics import check_device_id
 from edge.runtime.config import build, load_yaml
 from edge.runtime.uplink import MqttConfig
 from gateway.services.geofence import Fence
+from gateway.services.routine_config import RoutineConfig
 from gateway.services.school_calendar import SchoolCalendar, parse_days
 
 
@@ -36,6 +37,7 @@ class SchoolConfig:
     not_at_school_by: str = "08:30"  # local time of the absence alert on school days
     closed_days: list[str] = field(default_factory=list)  # "2026-12-24..2027-01-07", "2027-03-01"
     extra_days: list[str] = field(default_factory=list)  # Saturdays the school opens
+    outing_days: list[str] = field(default_factory=list)  # announced trips: routines not judged
 
     def __post_init__(self) -> None:
         check_device_id(self.id)
@@ -43,6 +45,7 @@ class SchoolConfig:
         self.deadline()
         parse_days(self.closed_days)
         parse_days(self.extra_days)
+        parse_days(self.outing_days)
 
     def fence(self) -> Fence:
         if self.circle is not None and self.polygon is None:
@@ -60,7 +63,9 @@ class SchoolConfig:
             ) from exc
 
     def calendar(self) -> SchoolCalendar:
-        return SchoolCalendar(parse_days(self.closed_days), parse_days(self.extra_days))
+        return SchoolCalendar(
+            parse_days(self.closed_days), parse_days(self.extra_days), parse_days(self.outing_days)
+        )
 
 
 @dataclass
@@ -141,6 +146,7 @@ class TrackerServiceConfig:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    routine: RoutineConfig = field(default_factory=RoutineConfig)  # learned routines (#12)
     clock_speed: float = 1.0  # >1 only in simulation
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 

@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS audit (
     child TEXT NOT NULL, what TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ms);
 CREATE TABLE IF NOT EXISTS revoked_sessions (sid TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS routine_models (
+    child TEXT PRIMARY KEY REFERENCES children(child) ON DELETE CASCADE,
+    saved_ms INTEGER NOT NULL, state BLOB NOT NULL);
 """
 
 
@@ -148,7 +151,7 @@ class TrackerDb:
     def remove_child(self, child: str) -> None:
         """The child leaves the programme: the registry entry and every position go now."""
         with self.tx() as cur:
-            for table in ("positions", "presence", "fence_state", "shares"):
+            for table in ("positions", "presence", "fence_state", "shares", "routine_models"):
                 cur.execute(f"DELETE FROM {table} WHERE child = ?", (child,))
             cur.execute("DELETE FROM children WHERE child = ?", (child,))
 
@@ -370,6 +373,25 @@ class TrackerDb:
         )
         return [AlertRow(*r[:5], json.loads(r[5])) for r in rows]
 
+    def alert(self, alert_id: int) -> AlertRow | None:
+        rows = self._all(
+            "SELECT id, child, kind, day, ts_ms, data FROM alerts WHERE id = ?", (alert_id,)
+        )
+        return AlertRow(*rows[0][:5], json.loads(rows[0][5])) if rows else None
+
+    # -- learned routines (#12): one engine state per child, no positions in it ---------------
+    def save_routine(self, child: str, saved_ms: int, state: bytes) -> None:
+        with self.tx() as cur:
+            cur.execute(
+                "INSERT INTO routine_models VALUES (?, ?, ?) ON CONFLICT (child) DO UPDATE SET "
+                "saved_ms = excluded.saved_ms, state = excluded.state",
+                (child, saved_ms, state),
+            )
+
+    def routine_states(self) -> dict[str, tuple[int, bytes]]:
+        rows = self._all("SELECT child, saved_ms, state FROM routine_models")
+        return {child: (saved, state) for child, saved, state in rows}
+
     # -- notifications -------------------------------------------------------------------------
     def due(self, now_ms: int, limit: int = 100) -> list[Pending]:
         rows = self._all(
@@ -427,6 +449,7 @@ class TrackerDb:
                 ("positions", "DELETE FROM positions WHERE ts_ms < ?", positions),
                 ("presence", "DELETE FROM presence WHERE ts_ms < ?", presence),
                 ("audit", "DELETE FROM audit WHERE ts_ms < ?", audit),
+                ("routine_models", "DELETE FROM routine_models WHERE saved_ms < ?", positions),
                 ("shares", "DELETE FROM shares WHERE expires_ms < ?", now_ms),
                 (
                     "alerts",

@@ -26,6 +26,7 @@ from edge.runtime.outbox import Outbox
 from edge.runtime.uplink import MqttUplink
 from gateway.services.notify import Notifier
 from gateway.services.phones import from_owntracks
+from gateway.services.routine_service import RoutineService
 from gateway.services.school import Pipeline
 from gateway.services.tracker_config import TrackerServiceConfig
 from gateway.services.tracker_db import AlertRow, TrackerDb
@@ -65,6 +66,15 @@ class TrackerService:
             self.now_ms,
             self._publish,
         )
+        self.routines: RoutineService | None = None
+        if config.routine.enabled:
+            self.routines = RoutineService(
+                config.routine,
+                self.pipeline,
+                self.db,
+                self.clock,
+                config.retention.positions_days,
+            )
         filters = [*FILTERS, OWNTRACKS] if config.owntracks else list(FILTERS)
         self.subscriber = Subscriber(
             config.mqtt,
@@ -153,6 +163,8 @@ class TrackerService:
     def start(self) -> None:
         self.uplink.start()
         self.notifier.start()
+        if self.routines is not None:
+            self.routines.start()
         self.subscriber.start()
         self._ticker.start()
         if self.http is not None:
@@ -167,6 +179,8 @@ class TrackerService:
         if self.http is not None:
             self.http.stop()
         self.subscriber.stop()
+        if self.routines is not None:
+            self.routines.stop()
         self.notifier.stop()
         self.uplink.stop(5.0)
         self._ticker.join(10)

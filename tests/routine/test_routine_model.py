@@ -1,0 +1,167 @@
+"""The routine model and its alerts on small hand-made tracks."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import pytest
+
+from gateway.services.routine_config import RoutineConfig
+from gateway.services.routine_model import SLOTS, TRAVEL
+from tests.routine.tracks import (
+    CLUB,
+    HOME,
+    SCHOOL,
+    Day,
+    engine,
+    feed,
+    free_day,
+    routine,
+    school_day,
+)
+
+MONDAY = date(2026, 10, 5)
+AFTER_4_WEEKS = MONDAY + timedelta(weeks=4)  # a Monday
+
+
+def raised(events):
+    return [e for e in events if e.action == "raise"]
+
+
+def test_stay_points_become_places_and_quarter_hours():
+    eng = engine()
+    feed(eng, [school_day(MONDAY), school_day(MONDAY + timedelta(days=1))])
+    model = eng.children["hana"].model
+    centres = sorted((round(x), round(y)) for x, y, _ in model.places.values())
+    assert len(centres) == 3  # home, school, club: walking past nothing makes a place
+    for want in (HOME, SCHOOL, CLUB):
+        assert min(math.dist(want, c) for c in centres) < 80  # the walk away is in the stay
+    (first,) = model.days  # Monday is learned once Tuesday began
+    school = model.place_at(*SCHOOL)
+    home = model.place_at(*HOME)
+    assert first.slots[10 * 4] == school  # 10:00 at school, though no fix said so then
+    assert first.slots[3 * 4] == home  # 03:00 at home
+    assert first.slots[7 * 4 + 3] == TRAVEL or first.slots[7 * 4 + 3] == school  # 07:45 walking
+    assert len(first.slots) == SLOTS
+
+
+def test_cold_start_is_silent_even_at_a_new_place():
+    eng = engine()
+    days = routine(MONDAY, 1)
+    odd = Day(MONDAY + timedelta(days=7)).stay("07:40").walk(SCHOOL).stay("10:00")
+    odd.walk((1500.0, 1000.0), lost=True).stay("12:00").walk(HOME).stay("23:59")
+    assert raised(feed(eng, [*days, odd])) == []
+    assert eng.children["hana"].model.days_seen < RoutineConfig().min_days
+
+
+def test_a_brand_new_place_on_a_school_day_is_told_in_japanese_and_english():
+    eng = engine()
+    events = feed(eng, routine(MONDAY, 4))
+    assert raised(events) == []  # four weeks of the usual: not one alert
+    odd = Day(AFTER_4_WEEKS + timedelta(days=1)).stay("07:40").walk(SCHOOL).stay("10:00")
+    arrive = odd.t + math.dist(SCHOOL, (1500.0, 2000.0)) / 1.1
+    odd.walk((1500.0, 2000.0), lost=True).stay("12:00").walk(HOME).stay("23:59")
+    events = raised(feed(eng, [odd]))
+    assert [e.kind for e in events] == ["place"]
+    (alert,) = events
+    assert 0 <= alert.ts_ms - odd.ms(arrive) <= 10 * 60_000
+    assert "ふだん" in alert.reason["ja"] and "km" in alert.reason["ja"]
+    assert "Usually" in alert.reason["en"]
+    assert "." not in alert.reason["ja"].split("km")[0][-8:-4]  # no coordinates, a distance
+
+
+def test_the_same_on_a_saturday_afternoon_near_home_is_no_alert():
+    config = RoutineConfig(memory_days=90, min_days=14)
+    eng = engine(config)
+    feed(eng, routine(MONDAY, 9))  # nine Saturdays: the model judges Saturdays
+    assert eng.children["hana"].model.schedules["saturday"].days >= config.min_part_days
+    saturday = MONDAY + timedelta(weeks=9, days=5)
+    friend = Day(saturday).stay("10:00").walk((-400.0, 0.0)).stay("11:00", indoors=False)
+    friend.walk(HOME).stay("13:30").walk((500.0, 300.0)).stay("16:30").walk(HOME).stay("23:59")
+    assert raised(feed(eng, [friend])) == []
+    # the same place far from home on that Saturday morning, when she is always in the park
+    far = Day(saturday + timedelta(weeks=1)).stay("09:55")
+    far.walk((3000.0, 2500.0), lost=True).stay("12:00").walk(HOME, lost=True).stay("23:59")
+    assert [e.kind for e in raised(feed(eng, [far]))] == ["place"]
+
+
+def test_off_the_usual_way_home_is_told_and_cleared_when_back_on_it():
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    day = Day(AFTER_4_WEEKS).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+    day.walk((300.0, 500.0), (900.0, 500.0), (900.0, 300.0), (0.0, 300.0), HOME).stay("23:59")
+    events = feed(eng, [day])
+    assert [(e.action, e.kind) for e in events] == [("raise", "route"), ("clear", "route")]
+    assert "いつもの道" in events[0].reason["ja"]
+    assert events[0].since_ms < events[0].ts_ms <= events[0].since_ms + 6 * 60_000
+
+
+def test_not_home_by_the_usual_time():
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    late = Day(AFTER_4_WEEKS).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB)
+    late.stay("19:30").walk(SCHOOL, HOME).stay("23:59")  # at the club 2.5 h longer
+    events = feed(eng, [late])
+    assert [(e.action, e.kind) for e in events] == [("raise", "late"), ("clear", "late")]
+    alert = events[0]
+    assert "自宅" in alert.reason["ja"] and "home" in alert.reason["en"]
+    usual_home = late.ms(17 * 3600 + math.dist(CLUB, SCHOOL) / 1.1 + 1000 / 1.1)
+    assert usual_home < alert.ts_ms <= usual_home + 40 * 60_000
+
+
+def test_out_at_an_unusual_hour():
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    night = school_day(AFTER_4_WEEKS)
+    night.fixes = [f for f in night.fixes if f[0] < night.ms(22 * 3600)]
+    night.t = 22 * 3600
+    night.walk((0.0, -600.0)).stay("22:40", indoors=False).walk(HOME).stay("23:59")
+    events = raised(feed(eng, [night]))
+    assert [e.kind for e in events] == ["hour"]
+    assert events[0].ts_ms - night.ms(22 * 3600) <= 10 * 60_000
+
+
+def test_this_is_fine_stops_that_place_alerting():
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+
+    def grandma(day: date) -> Day:  # fetched from school for the dentist, then grandma's
+        d = Day(day).stay("07:40").walk(SCHOOL).stay("10:00")
+        return d.walk((2000.0, 2500.0), lost=True).stay("14:00").walk(HOME, lost=True).stay("23:59")
+
+    (alert,) = raised(feed(eng, [grandma(AFTER_4_WEEKS)]))
+    assert alert.kind == "place"
+    assert eng.feedback("hana", alert.key, alert.ts_ms)
+    assert not eng.feedback("hana", "2026-01-01/place/9", alert.ts_ms)  # unknown key
+    assert raised(feed(eng, [grandma(AFTER_4_WEEKS + timedelta(days=7))])) == []
+    assert eng.counters["fine_place"] == 1
+
+
+def test_a_model_forgets_beyond_its_memory():
+    eng = engine(RoutineConfig(memory_days=10))
+    feed(eng, routine(MONDAY, 3))
+    model = eng.children["hana"].model
+    assert len(model.days) <= 11
+    assert min(d.day for d in model.days) >= MONDAY + timedelta(days=21 - 11)
+
+
+def test_positions_worse_than_the_limit_and_out_of_order_teach_nothing():
+    eng = engine()
+    assert eng.observe("hana", 1_000_000, 38.1, 140.03, 500.0) == []
+    assert "hana" not in eng.children
+    eng.observe("hana", 2_000_000, 38.1, 140.03, 5.0)
+    eng.observe("hana", 1_500_000, 38.1, 140.03, 5.0)
+    assert eng.counters == {"inaccurate": 1, "out_of_order": 1}
+
+
+@pytest.mark.parametrize("bad", [{"late_parts": ["weekday"]}, {"hours": "8pm-5am"}])
+def test_bad_settings_are_named(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        RoutineConfig(**bad)
+
+
+def test_free_days_build_schedules_too():
+    eng = engine()
+    feed(eng, [free_day(MONDAY + timedelta(days=5))])
+    assert eng.children["hana"].model.places
