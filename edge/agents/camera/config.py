@@ -29,24 +29,33 @@ class PirConfig:
 
 @dataclass
 class MotionConfig:
-    """Motion gating on a small grey copy of each frame (see motion.py for what each does)."""
+    """Motion gating on a small colour copy of each frame (see motion.py for what each does)."""
 
-    width: int = 160  # pixels of the downscaled grey frame gating works on
-    background_s: float = 4.0  # time constant of the running-average background
-    threshold: float = 20.0  # grey levels a pixel must differ from the background...
-    sigma: float = 3.0  # ...and this many standard deviations of its own usual flicker
-    min_area: float = 0.004  # smallest moving region, as a fraction of the frame
+    width: int = 160  # pixels of the downscaled frame gating works on
+    background_s: float = 4.0  # time constant of the background where nothing moves...
+    absorb_s: float = 60.0  # ...and where something does: a still animal stays news this long
+    threshold: float = 14.0  # levels any colour channel must differ from the background
+    min_area: float = 0.002  # smallest moving region, as a fraction of the frame
     confirm_frames: int = 2  # consecutive frames with motion before it is a trigger
+    flicker_s: float = 10.0  # a pixel that switched between moving and still more than...
+    flicker_max: float = 4.0  # ...this many times in about flicker_s is swaying, not passing
     roi: list[list[list[float]]] = field(default_factory=list)  # polygons, 0..1 coordinates
-    recalibrate_fraction: float = 0.25  # more of the frame than this changing at once...
-    recalibrate_brightness: float = 25.0  # ...or its mean jumping this much: relearn, no trigger
-    settle_s: float = 1.0  # no triggers this long after a recalibration
+    recalibrate_fraction: float = 0.85  # share of the frame's 4x4 tiles changing at once...
+    recalibrate_gain: float = 1.3  # ...or the overall brightness jumping by this factor
+    settle_s: float = 1.0  # no triggers this long after such a recalibration
+    learn_s: float = 3.0  # nor this long after the camera opens: learning what sways
+    pir_boost_s: float = 3.0  # after a PIR pulse, for this long...
+    pir_factor: float = 0.6  # ...threshold and min_area are this much lower, one frame confirms
 
     def __post_init__(self) -> None:
         if self.width < 32:
             raise ValueError("motion.width must be >= 32")
-        if self.background_s <= 0 or self.confirm_frames < 1:
-            raise ValueError("motion.background_s must be > 0 and confirm_frames >= 1")
+        if self.background_s <= 0 or self.absorb_s < self.background_s or self.learn_s < 0:
+            raise ValueError("motion: need 0 < background_s <= absorb_s and learn_s >= 0")
+        if self.confirm_frames < 1 or self.recalibrate_gain <= 1 or not 0 < self.pir_factor <= 1:
+            raise ValueError(
+                "motion: need confirm_frames >= 1, recalibrate_gain > 1, 0 < pir_factor <= 1"
+            )
         for polygon in self.roi:
             if len(polygon) < 3 or any(
                 len(p) != 2 or not all(0 <= v <= 1 for v in p) for p in polygon
