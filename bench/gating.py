@@ -199,13 +199,18 @@ def main() -> None:
         for species in SPECIES:
             rows = [r for k, v in passes[gate].items() if k[0] == species for r in v]
             per_species[(gate, species)] = sum(r[0] for r in rows) / len(rows)
-    print("recall per species (all lights and distances): " + "; ".join(
-        f"{g}: " + ", ".join(f"{s} {per_species[(g, s)]:.0%}" for s in SPECIES) for g in gates
-    ))
+    print(
+        "recall per species (all lights and distances): "
+        + "; ".join(
+            f"{g}: " + ", ".join(f"{s} {per_species[(g, s)]:.0%}" for s in SPECIES) for g in gates
+        )
+    )
     print(f"false triggers on empty scenes ({args.seeds} seeds each, onsets):")
     for kind in EMPTY:
-        print(f"  {kind:<10} ours {sum(false['ours'][kind]):>4}   frigate-like "
-              f"{sum(false['frigate'][kind]):>4}")
+        print(
+            f"  {kind:<10} ours {sum(false['ours'][kind]):>4}   frigate-like "
+            f"{sum(false['frigate'][kind]):>4}"
+        )
     total = {g: sum(sum(v) for v in false[g].values()) for g in gates}
     print(f"  total      ours {total['ours']:>4}   frigate-like {total['frigate']:>4}")
     frames, _ = render("deer", BENCH_SEED + 99_999)

@@ -60,15 +60,88 @@ CLASSES = 80
 # NanoDet's training normalisation (its config: BGR means and standard deviations).
 MEAN_BGR = (103.53, 116.28, 123.675)
 STD_BGR = (57.375, 57.12, 58.395)
-COCO = (
-    "person bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant "
-    "stop_sign parking_meter bench bird cat dog horse sheep cow elephant bear zebra giraffe "
-    "backpack umbrella handbag tie suitcase frisbee skis snowboard sports_ball kite baseball_bat "
-    "baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup fork knife spoon bowl "
-    "banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch "
-    "potted_plant bed dining_table toilet tv laptop mouse remote keyboard cell_phone microwave "
-    "oven toaster sink refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
-).split()
+COCO = [
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "airplane",
+    "bus",
+    "train",
+    "truck",
+    "boat",
+    "traffic_light",
+    "fire_hydrant",
+    "stop_sign",
+    "parking_meter",
+    "bench",
+    "bird",
+    "cat",
+    "dog",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "backpack",
+    "umbrella",
+    "handbag",
+    "tie",
+    "suitcase",
+    "frisbee",
+    "skis",
+    "snowboard",
+    "sports_ball",
+    "kite",
+    "baseball_bat",
+    "baseball_glove",
+    "skateboard",
+    "surfboard",
+    "tennis_racket",
+    "bottle",
+    "wine_glass",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "broccoli",
+    "carrot",
+    "hot_dog",
+    "pizza",
+    "donut",
+    "cake",
+    "chair",
+    "couch",
+    "potted_plant",
+    "bed",
+    "dining_table",
+    "toilet",
+    "tv",
+    "laptop",
+    "mouse",
+    "remote",
+    "keyboard",
+    "cell_phone",
+    "microwave",
+    "oven",
+    "toaster",
+    "sink",
+    "refrigerator",
+    "book",
+    "clock",
+    "vase",
+    "scissors",
+    "teddy_bear",
+    "hair_drier",
+    "toothbrush",
+]
 
 
 def fetch(package: Path | None, work: Path) -> tuple[Path, str]:
@@ -201,7 +274,9 @@ def compare(function, tflite: Path, images: list[np.ndarray]) -> dict:  # noqa: 
     interp = interpreter_cls(model_path=str(tflite), num_threads=1)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
-    outs = {("scores" if o["shape"][-1] == CLASSES else "boxes"): o for o in interp.get_output_details()}
+    outs = {
+        ("scores" if o["shape"][-1] == CLASSES else "boxes"): o for o in interp.get_output_details()
+    }
     score_err, box_err, times = 0.0, [], []
     for img in images:
         x = img[None].astype(np.float32)
@@ -280,7 +355,7 @@ def main() -> None:
                 "package": f"npm:{PACKAGE}@{VERSION}",
                 "integrity": integrity,
                 "files": {
-                    p.split("/")[-1]: sha256(work / p) for p in MEMBERS if p.endswith(("json", "bin"))
+                    p.split("/")[-1]: sha256(work / p) for p in MEMBERS if not p.endswith("LICENSE")
                 },
                 "network": "NanoDet (https://github.com/RangiLyu/nanodet), Apache-2.0, COCO 2017",
                 "package_licence": "MIT (licences/human-models-MIT.txt)",

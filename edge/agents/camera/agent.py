@@ -31,7 +31,7 @@ from edge.agents.camera.config import CameraConfig
 from edge.agents.camera.decision import Decision, FrameResult, decide
 from edge.agents.camera.images import LocalStore, annotate, encode_capped, is_grey
 from edge.agents.camera.motion import Motion, MotionGate
-from edge.agents.camera.regions import Box, crop
+from edge.agents.camera.regions import Box, crop, square, union
 from edge.drivers.camera import Camera, Frame
 from edge.drivers.pir import Pir
 from edge.runtime.host import AgentHost
@@ -73,6 +73,10 @@ class CameraAgent:
         self.gate = MotionGate(config.motion)
         m = config.model
         self.model = load_model(m.path, m.labels, m.threads, m.input_mean, m.input_std)
+        d = config.detector
+        self.detector = load_model(d.path, d.labels, d.threads) if d else None
+        groups = d.groups if d else {}
+        self._group = {name: city for city, names in groups.items() for name in names}
         self.store = LocalStore(config.storage.dir, config.storage.max_bytes)
         self._burst: _Burst | None = None
         self._hold_until = -math.inf
@@ -95,10 +99,10 @@ class CameraAgent:
                 self.pir.close()
 
     def step(self, frame: Frame) -> None:
-        motion = self.gate.update(frame.image, frame.t)
+        pir = self.pir.triggered() if self.pir is not None else False
+        motion = self.gate.update(frame.image, frame.t, pir=pir)
         if motion.recalibrated:
             self.host.health.count("recalibrations")
-        pir = self.pir.triggered() if self.pir is not None else False
         if self._burst is not None:
             self._burst_frame(frame, motion)
         elif frame.t < self._hold_until:  # the passage already decided goes on
@@ -139,6 +143,11 @@ class CameraAgent:
             image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2RGB)
         else:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        seen = self._detect(image, boxes) if self.detector is not None else None
+        if seen is not None and seen.label not in ("person", "other animal"):
+            return FrameResult(frame.t, seen.label, seen.score, seen.box, seen.scores)
+        if seen is not None:
+            boxes = [seen.box]  # the classifier looks where the detector found something
         ignore = set(self.config.decision.ignore)
         if not isinstance(self.model, Classifier):
             found = self.model.detect(image, MIN_DETECTOR_SCORE)
@@ -164,7 +173,36 @@ class CameraAgent:
             rank = (label not in ignore, result.score)
             if best is NOTHING or rank > (best.label not in ignore, best.score):
                 best = result
-        return best
+        return best if seen is None else self._with_detection(best, seen)
+
+    def _detect(self, image: np.ndarray, boxes: list[Box]) -> FrameResult | None:
+        """The detector's best finding mapped to the city's labels (``detector.groups``), in the
+        square around the moving regions (the whole frame when nothing moved: a PIR trigger)."""
+        cfg = self.config.detector
+        h, w = image.shape[:2]
+        x0, y0 = 0, 0
+        if boxes:
+            region = boxes[0]
+            for box in boxes[1:]:
+                region = union(region, box)
+            x0, y0, x1, y1 = square(region, cfg.margin, w, h)
+            image = image[y0:y1, x0:x1]
+        for d in self.detector.detect(image, cfg.min_score):
+            city = self._group.get(d.label)
+            if city is not None:
+                box = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
+                return FrameResult(0.0, city, d.score, box, {f"coco:{d.label}": d.score})
+        return None
+
+    def _with_detection(self, species: FrameResult, found: FrameResult) -> FrameResult:
+        """A "person" or "other animal" from the detector: the species classifier names a
+        harmful animal COCO does not know (a macaque is often a COCO "person"), else the
+        detector's label stands."""
+        harmful = set(self.config.decision.harmful)
+        scores = species.scores | found.scores
+        if species.label in harmful and species.score >= self.config.decision.threshold:
+            return FrameResult(species.t, species.label, species.score, species.box, scores)
+        return FrameResult(species.t, found.label, found.score, found.box, scores)
 
     def _finish(self, burst: _Burst) -> None:
         cfg = self.config
@@ -240,6 +278,7 @@ class CameraAgent:
                 "name": cfg.model.name,
                 "version": cfg.model.version,
                 "kind": self.model.kind,
+                "detector": self.config.detector.path.name if self.config.detector else None,
             },
             "image": image,
         }

@@ -7,7 +7,11 @@ image input (uint8, int8 or float32; 1 or 3 channels, RGB) fits:
 
 * a classifier: one output of shape ``[1, n_labels]`` (probabilities or logits, quantised or not);
 * a detector in the TFLite SSD post-processing layout: outputs boxes ``[1, N, 4]`` (ymin, xmin,
-  ymax, xmax, 0..1), classes ``[1, N]``, scores ``[1, N]`` and a count ``[1]``.
+  ymax, xmax, 0..1), classes ``[1, N]``, scores ``[1, N]`` and a count ``[1]``;
+* a dense detector (an anchor-free one such as NanoDet, as ``models/build_detector.py`` makes
+  it): boxes ``[1, N, 4]`` as above and per-class scores ``[1, N, n_labels]`` for all N
+  candidates; the best class of each candidate over ``min_score`` goes through non-maximum
+  suppression here (``NMS_IOU``).
 
 The labels file has one label per line in the model's class order. A model file that is not a
 model, a label count that does not match, or an input this code cannot feed raises ``ModelError``
@@ -26,6 +30,8 @@ import numpy as np
 from edge.agents.camera.regions import Box
 
 INPUT_TYPES = (np.uint8, np.int8, np.float32)
+NMS_IOU = 0.5  # a dense detector's overlapping candidates of one class: the best one stays
+MAX_DETECTIONS = 20
 
 
 class ModelError(ValueError):
@@ -184,9 +190,50 @@ class Detector(Model):
         return sorted(found, key=lambda d: d.score, reverse=True)
 
 
+class DenseDetector(Detector):
+    """Boxes and per-class scores for every candidate; class choice and NMS done here."""
+
+    def _bind_outputs(self, outs: list[dict[str, Any]]) -> None:
+        by_last = {int(o["shape"][-1]): o for o in outs if len(o["shape"]) == 3}
+        if 4 not in by_last or len(by_last) != 2:
+            raise ModelError(f"{self.path}: outputs are not boxes [1,N,4] and scores [1,N,C]")
+        self._boxes = by_last.pop(4)
+        ((classes, self._scores),) = by_last.items()
+        if classes != len(self.labels):
+            raise ModelError(
+                f"{self.labels_path}: {len(self.labels)} labels, "
+                f"but {self.path} scores {classes} classes"
+            )
+
+    def detect(self, rgb: np.ndarray, min_score: float) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        self._feed(rgb)
+        scores = self._output(self._scores)[0]
+        boxes = self._output(self._boxes)[0]
+        best = scores.argmax(1)
+        top = scores[np.arange(len(best)), best]
+        keep = np.flatnonzero(top >= min_score)
+        if not len(keep):
+            return []
+        y0, x0, y1, x1 = (boxes[keep] * [h, w, h, w]).T
+        rects = np.stack([x0, y0, x1 - x0, y1 - y0], 1).tolist()
+        chosen = cv2.dnn.NMSBoxesBatched(
+            rects, top[keep].tolist(), best[keep].tolist(), min_score, NMS_IOU
+        )
+        found = [
+            Detection(
+                self.labels[best[keep[i]]],
+                float(top[keep[i]]),
+                (int(x0[i]), int(y0[i]), int(np.ceil(x1[i])), int(np.ceil(y1[i]))),
+            )
+            for i in np.asarray(chosen, int).reshape(-1)
+        ]
+        return sorted(found, key=lambda d: d.score, reverse=True)[:MAX_DETECTIONS]
+
+
 def load_model(
     path: Path, labels_path: Path, threads: int = 1, mean: float = 0.0, std: float = 1.0
-) -> Classifier | Detector:
+) -> Classifier | Detector | DenseDetector:
     """Open ``path`` with the installed runtime and check it against ``labels_path``."""
     labels = read_labels(labels_path)
     interpreter_cls, _ = interpreter_class()
@@ -200,8 +247,11 @@ def load_model(
     outputs = len(interpreter.get_output_details())
     if outputs == 1:
         return Classifier(interpreter, path, labels, labels_path, mean, std)
+    if outputs == 2:
+        return DenseDetector(interpreter, path, labels, labels_path, mean, std)
     if outputs == 4:
         return Detector(interpreter, path, labels, labels_path, mean, std)
     raise ModelError(
-        f"{path}: {outputs} outputs; expected 1 (classifier) or 4 (SSD-style detector)"
+        f"{path}: {outputs} outputs; expected 1 (classifier), 2 (dense detector) "
+        "or 4 (SSD-style detector)"
     )

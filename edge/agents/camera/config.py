@@ -99,6 +99,42 @@ class ModelConfig:
         self.name = self.name or self.path.stem
 
 
+COCO_GROUPS = {
+    "bear": ["bear"],
+    "person": ["person"],
+    "vehicle": ["bicycle", "car", "motorcycle", "bus", "train", "truck"],
+    "other animal": ["bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "zebra", "giraffe"],
+}
+
+
+@dataclass
+class DetectorConfig:
+    """A detector trained on real photographs (``models/coco-nanodet-416.tflite``: NanoDet on
+    COCO, see models/COCO_DETECTOR.md), run on each burst frame before the species classifier.
+    ``groups`` maps the city's labels to the detector's: a detected "bear" is a bear whatever
+    the species classifier says; "person" and "other animal" go to the classifier, which may
+    recognise a macaque, deer, boar or serow (COCO has none of these); nothing detected leaves
+    the classifier alone to decide, as without a detector."""
+
+    path: Path = Path("models/coco-nanodet-416.tflite")
+    labels: Path = Path("models/coco-nanodet-416.labels")
+    threads: int = 1
+    min_score: float = 0.35  # a detection counts from this score
+    margin: float = 0.5  # the crop around the moving regions fed to the detector
+    groups: dict[str, list[str]] = field(default_factory=lambda: dict(COCO_GROUPS))
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or not 0 < self.min_score < 1:
+            raise ValueError("detector.threads must be >= 1 and 0 < min_score < 1")
+        try:
+            known = load_model(self.path, self.labels, 1, 0.0, 1.0).labels
+        except ModelError as exc:
+            raise ValueError(f"detector: {exc}") from exc
+        unknown = sorted({n for names in self.groups.values() for n in names} - set(known))
+        if unknown:
+            raise ValueError(f"detector.groups: {unknown} are not in {self.labels}")
+
+
 @dataclass
 class DecisionConfig:
     harmful: list[str] = field(default_factory=lambda: ["bear", "boar", "macaque", "deer", "serow"])
@@ -135,6 +171,7 @@ class CameraConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
     burst: BurstConfig = field(default_factory=BurstConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    detector: DetectorConfig | None = None  # off unless configured (configs/camera-example.yaml)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -152,7 +189,7 @@ class CameraConfig:
             raise ValueError(f"trigger {self.trigger!r} needs a pir: section")
         if not 1 <= self.decision.min_frames <= self.burst.frames:
             raise ValueError("need 1 <= decision.min_frames <= burst.frames")
-        known = self.model.known_labels
+        known = self.model.known_labels + (list(self.detector.groups) if self.detector else [])
         unknown = sorted(set(self.decision.harmful + self.decision.ignore) - set(known))
         if unknown:
             raise ValueError(

@@ -3,11 +3,11 @@
 Works on a small colour copy of the frame (``width`` pixels wide, bilinear: the resize is the
 blur) against a running-average background. A pixel moves when any colour channel differs from
 the background by more than ``threshold`` levels: colour, not grey, because a macaque's grey-brown
-fur has nearly the grey level of a dirt trail but not its hue. Before comparing, the
-background is scaled by the frame's global gain (the median ratio of frame to background), so auto-exposure steps and
-clouds do not move every pixel a little; the background takes the new exposure at once. A 3x3 opening removes rain streaks and single-pixel
-noise; regions smaller than ``min_area`` are ignored; motion must persist ``confirm_frames``
-frames to trigger.
+fur has nearly the grey level of a dirt trail but not its hue. Before comparing, the background
+is scaled by the frame's global gain (the median ratio of frame to background), so auto-exposure
+steps and clouds do not move every pixel a little: the background takes the new exposure at once.
+A 3x3 opening removes rain streaks and single-pixel noise; regions smaller than ``min_area`` are
+ignored; motion must persist ``confirm_frames`` frames to trigger.
 
 What moves is not learned into the background: still pixels follow the scene with the time
 constant ``background_s``, moving ones only with ``absorb_s`` (a minute). So an animal that
