@@ -32,7 +32,7 @@ from edge.agents.camera.decision import Decision, FrameResult, decide
 from edge.agents.camera.images import LocalStore, annotate, encode_capped, is_grey
 from edge.agents.camera.motion import Motion, MotionGate
 from edge.agents.camera.regions import Box, crop, square, union
-from edge.drivers.camera import Camera, Frame
+from edge.drivers.camera import Camera, Frame, LatestFrame
 from edge.drivers.pir import Pir
 from edge.runtime.host import AgentHost
 from edge.runtime.outbox import OutboxFull
@@ -60,7 +60,7 @@ class CameraAgent:
         self.host = host
         self.config = config
         count = host.health.count
-        self.camera = Camera(
+        camera = Camera(
             config.source,
             width=config.width,
             height=config.height,
@@ -68,6 +68,8 @@ class CameraAgent:
             loop=config.loop,
             on_count=lambda name: count(f"camera_{name}"),
         )
+        # a live camera is read on its own thread: the agent always gets the newest frame
+        self.camera = camera if camera.is_file else LatestFrame(camera)
         p = config.pir
         self.pir = Pir(p.pin, queue_len=p.queue_len, sample_rate=p.sample_rate) if p else None
         self.gate = MotionGate(config.motion)
