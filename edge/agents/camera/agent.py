@@ -202,7 +202,9 @@ class CameraAgent:
         detector's label stands."""
         harmful = set(self.config.decision.harmful)
         scores = species.scores | found.scores
-        if species.label in harmful and species.score >= self.config.decision.threshold:
+        agrees = species.label == found.label  # both say person: the surer score votes
+        confident = species.score >= self.config.decision.threshold
+        if confident and (species.label in harmful or agrees):
             return FrameResult(species.t, species.label, species.score, species.box, scores)
         return FrameResult(species.t, found.label, found.score, found.box, scores)
 
