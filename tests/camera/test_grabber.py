@@ -113,3 +113,51 @@ def test_a_camera_that_goes_away_is_reopened_when_it_comes_back(monkeypatch):
             back.stop()
     finally:
         source.close()
+
+
+class FakePicamera2:
+    """What picamera2's Picamera2 class offers (configure, start, capture_array, stop, close):
+    the adapter's contract, checked without a Pi. A real module is tested on a Pi only."""
+
+    made: list[FakePicamera2] = []
+
+    def __init__(self, index):
+        self.index, self.calls = index, []
+        FakePicamera2.made.append(self)
+
+    def create_video_configuration(self, main):
+        return {"main": main}
+
+    def configure(self, config):
+        self.calls.append(("configure", config))
+
+    def start(self):
+        self.calls.append(("start",))
+
+    def capture_array(self, stream):
+        return np.full((480, 640, 3), 50, np.uint8)
+
+    def stop(self):
+        self.calls.append(("stop",))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_a_pi_camera_module_is_opened_through_picamera2(monkeypatch):
+    import sys
+    import types
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = FakePicamera2
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    source = LatestFrame(Camera("picamera2:1", width=640, height=480))
+    try:
+        frame = first_frame(source, 5)
+        assert frame.image.shape == (480, 640, 3)
+    finally:
+        source.close()
+    cam = FakePicamera2.made[-1]
+    assert cam.index == 1
+    assert cam.calls[0] == ("configure", {"main": {"size": (640, 480), "format": "RGB888"}})
+    assert cam.calls[-2:] == [("stop",), ("close",)]

@@ -26,7 +26,7 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from edge.agents.camera.classifier import Classifier, load_model
+from edge.agents.camera.classifier import Classifier, load_head, load_model
 from edge.agents.camera.config import CameraConfig
 from edge.agents.camera.decision import Decision, FrameResult, decide
 from edge.agents.camera.images import LocalStore, annotate, encode_capped, is_grey
@@ -40,6 +40,14 @@ from edge.runtime.outbox import OutboxFull
 log = logging.getLogger(__name__)
 NOTHING = FrameResult(0.0, "", 0.0, None, {})  # a frame with nothing found; null in events
 MIN_DETECTOR_SCORE = 0.1  # detections below this are not worth reporting per frame
+PASSED_ON = ("person", "other animal")  # detector labels the species step may name better
+
+
+def scored(t: float, labels: list[str], scores: np.ndarray, box: Box | None) -> FrameResult:
+    """A frame result from one model's scores per label: its top label, and all of them."""
+    k = int(scores.argmax())
+    every = {name: float(s) for name, s in zip(labels, scores, strict=True)}
+    return FrameResult(t, labels[k], float(scores[k]), box, every)
 
 
 @dataclass
@@ -77,6 +85,7 @@ class CameraAgent:
         self.model = load_model(m.path, m.labels, m.threads, m.input_mean, m.input_std)
         d = config.detector
         self.detector = load_model(d.path, d.labels, d.threads) if d else None
+        self.head = load_head(d.head, d.head_labels, d.threads) if d and d.head else None
         groups = d.groups if d else {}
         self._group = {name: city for city, names in groups.items() for name in names}
         self.store = LocalStore(config.storage.dir, config.storage.max_bytes)
@@ -139,62 +148,76 @@ class CameraAgent:
             self._finish(burst)
 
     def _classify(self, frame: Frame, boxes: list[Box]) -> FrameResult:
-        """The frame's best guess: of all its moving regions, the one most surely not nothing."""
+        """The frame's best guess. With a detector: a COCO bear or vehicle stands; a person, an
+        other animal or nothing goes to the species step (the head on the detector's features,
+        or the classifier on crops), which may name an animal COCO does not know."""
         image = frame.image
         if is_grey(image):  # night IR: exact grey, as the model was trained
             image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2RGB)
         else:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        seen = self._detect(image, boxes) if self.detector is not None else None
-        if seen is not None and seen.label not in ("person", "other animal"):
-            return FrameResult(frame.t, seen.label, seen.score, seen.box, seen.scores)
-        if seen is not None:
-            boxes = [seen.box]  # the classifier looks where the detector found something
+        if self.detector is None:
+            return self._species(frame.t, image, boxes)
+        seen, species = self._detect(frame.t, image, boxes)
+        if seen is not None and seen.label not in PASSED_ON:
+            return seen
+        if species is None:  # no head: the classifier looks where the detector found something
+            species = self._species(frame.t, image, [seen.box] if seen else boxes)
+        return species if seen is None else self._with_detection(species, seen)
+
+    def _species(self, t: float, image: np.ndarray, boxes: list[Box]) -> FrameResult:
+        """The species model on crops: of all moving regions, the one most surely not nothing."""
         ignore = set(self.config.decision.ignore)
         if not isinstance(self.model, Classifier):
             found = self.model.detect(image, MIN_DETECTOR_SCORE)
             wanted = [d for d in found if d.label not in ignore]
             if not wanted:
-                return FrameResult(frame.t, NOTHING.label, 0.0, None, {})
+                return FrameResult(t, NOTHING.label, 0.0, None, {})
             top = {d.label: max(d.score, 0) for d in reversed(found[:5])}
-            return FrameResult(frame.t, wanted[0].label, wanted[0].score, wanted[0].box, top)
+            return FrameResult(t, wanted[0].label, wanted[0].score, wanted[0].box, top)
         h, w = image.shape[:2]
         best = NOTHING
         for box in boxes or [(0, 0, w, h)]:
             patch = crop(image, box, self.config.burst.margin, self.model.input_size)
-            scores = self.model.classify(patch)
-            k = int(scores.argmax())
-            label = self.model.labels[k]
-            result = FrameResult(
-                frame.t,
-                label,
-                float(scores[k]),
-                box,
-                {name: float(s) for name, s in zip(self.model.labels, scores, strict=True)},
-            )
-            rank = (label not in ignore, result.score)
+            result = scored(t, self.model.labels, self.model.classify(patch), box)
+            rank = (result.label not in ignore, result.score)
             if best is NOTHING or rank > (best.label not in ignore, best.score):
                 best = result
-        return best if seen is None else self._with_detection(best, seen)
+        return best
 
-    def _detect(self, image: np.ndarray, boxes: list[Box]) -> FrameResult | None:
+    def _detect(
+        self, t: float, image: np.ndarray, boxes: list[Box]
+    ) -> tuple[FrameResult | None, FrameResult | None]:
         """The detector's best finding mapped to the city's labels (``detector.groups``), in the
-        square around the moving regions (the whole frame when nothing moved: a PIR trigger)."""
+        square around the moving regions (the whole frame when nothing moved: a PIR trigger);
+        and, with a species head, its species for that finding (or for what moved)."""
         cfg = self.config.detector
         h, w = image.shape[:2]
-        x0, y0 = 0, 0
+        x0, y0, x1, y1 = 0, 0, w, h
         if boxes:
             region = boxes[0]
             for box in boxes[1:]:
                 region = union(region, box)
             x0, y0, x1, y1 = square(region, cfg.margin, w, h)
-            image = image[y0:y1, x0:x1]
-        for d in self.detector.detect(image, cfg.min_score):
+        view = image[y0:y1, x0:x1]
+        seen, where = None, (0, 0, x1 - x0, y1 - y0)
+        for d in self.detector.detect(view, cfg.min_score):
             city = self._group.get(d.label)
             if city is not None:
                 box = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
-                return FrameResult(0.0, city, d.score, box, {f"coco:{d.label}": d.score})
-        return None
+                seen, where = (
+                    FrameResult(t, city, d.score, box, {f"coco:{d.label}": d.score}),
+                    d.box,
+                )
+                break
+        else:
+            if boxes:
+                where = (region[0] - x0, region[1] - y0, region[2] - x0, region[3] - y0)
+        if self.head is None:
+            return seen, None
+        features = self.detector.features(where, view.shape[:2])
+        full = (where[0] + x0, where[1] + y0, where[2] + x0, where[3] + y0)
+        return seen, scored(t, self.head.labels, self.head.classify(features), full)
 
     def _with_detection(self, species: FrameResult, found: FrameResult) -> FrameResult:
         """A "person" or "other animal" from the detector: the species classifier names a
@@ -283,6 +306,7 @@ class CameraAgent:
                 "version": cfg.model.version,
                 "kind": self.model.kind,
                 "detector": self.config.detector.path.name if self.config.detector else None,
+                "head": self.head.path.name if self.head else None,
             },
             "image": image,
         }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from edge.agents.camera.classifier import ModelError, load_model
+from edge.agents.camera.classifier import ModelError, load_head, load_model
 from edge.drivers.camera import CameraError, check_source
 
 Trigger = Literal["motion", "pir", "pir_and_motion", "pir_or_motion"]
@@ -121,13 +121,27 @@ class DetectorConfig:
     threads: int = 1
     min_score: float = 0.35  # a detection counts from this score
     margin: float = 0.5  # the crop around the moving regions fed to the detector
+    head: Path | None = None  # species head on the detector's features (train_species_head.py)
+    head_labels: Path | None = None  # its labels; without a head, model: names the species
     groups: dict[str, list[str]] = field(default_factory=lambda: dict(COCO_GROUPS))
+    head_known: list[str] = field(init=False, default_factory=list)  # the head's labels
 
     def __post_init__(self) -> None:
         if self.threads < 1 or not 0 < self.min_score < 1:
             raise ValueError("detector.threads must be >= 1 and 0 < min_score < 1")
+        if (self.head is None) != (self.head_labels is None):
+            raise ValueError("detector: head and head_labels go together")
         try:
-            known = load_model(self.path, self.labels, 1, 0.0, 1.0).labels
+            detector = load_model(self.path, self.labels, 1, 0.0, 1.0)
+            known = detector.labels
+            if self.head is not None:
+                head = load_head(self.head, self.head_labels)
+                if head.feature_size != getattr(detector, "feature_size", 0):
+                    raise ModelError(
+                        f"{self.head}: reads {head.feature_size} features, "
+                        f"{self.path} gives {getattr(detector, 'feature_size', 0)}"
+                    )
+                self.head_known = head.labels
         except ModelError as exc:
             raise ValueError(f"detector: {exc}") from exc
         unknown = sorted({n for names in self.groups.values() for n in names} - set(known))
@@ -189,7 +203,9 @@ class CameraConfig:
             raise ValueError(f"trigger {self.trigger!r} needs a pir: section")
         if not 1 <= self.decision.min_frames <= self.burst.frames:
             raise ValueError("need 1 <= decision.min_frames <= burst.frames")
-        known = self.model.known_labels + (list(self.detector.groups) if self.detector else [])
+        known = self.model.known_labels
+        if self.detector:
+            known = known + list(self.detector.groups) + self.detector.head_known
         unknown = sorted(set(self.decision.harmful + self.decision.ignore) - set(known))
         if unknown:
             raise ValueError(
