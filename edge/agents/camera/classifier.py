@@ -309,18 +309,11 @@ def load_model(
 ) -> Classifier | Detector | DenseDetector:
     """Open ``path`` with the installed runtime and check it against ``labels_path``."""
     labels = read_labels(labels_path)
-    interpreter_cls, _ = interpreter_class()
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
-    try:
-        interpreter = interpreter_cls(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: not a usable TFLite model ({exc})") from exc
+    interpreter = _interpreter(path, threads)
     outputs = len(interpreter.get_output_details())
     if outputs == 1:
         return Classifier(interpreter, path, labels, labels_path, mean, std)
-    if outputs == 2:
+    if outputs in (2, 3):
         return DenseDetector(interpreter, path, labels, labels_path, mean, std)
     if outputs == 4:
         return Detector(interpreter, path, labels, labels_path, mean, std)
