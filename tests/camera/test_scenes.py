@@ -77,7 +77,7 @@ DETECTOR = {
 }
 
 
-@pytest.mark.parametrize("name", ["bear", "macaque"])
+@pytest.mark.parametrize("name", ["bear", "macaque", "person"])
 def test_with_the_coco_detector_the_decisions_stay_right(name, video, run_camera):
     run = run_camera(video(name), detector=DETECTOR)
     assert [e.data["label"] for e in run.events] == [name], describe(run)

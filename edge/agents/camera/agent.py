@@ -205,10 +205,8 @@ class CameraAgent:
             city = self._group.get(d.label)
             if city is not None:
                 box = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
-                seen, where = (
-                    FrameResult(t, city, d.score, box, {f"coco:{d.label}": d.score}),
-                    d.box,
-                )
+                coco = {f"coco:{d.label}": d.score}  # votes from the detector's min_score
+                seen, where = FrameResult(t, city, d.score, box, coco, cfg.min_score), d.box
                 break
         else:
             if boxes:
@@ -220,16 +218,14 @@ class CameraAgent:
         return seen, scored(t, self.head.labels, self.head.classify(features), full)
 
     def _with_detection(self, species: FrameResult, found: FrameResult) -> FrameResult:
-        """A "person" or "other animal" from the detector: the species classifier names a
-        harmful animal COCO does not know (a macaque is often a COCO "person"), else the
-        detector's label stands."""
-        harmful = set(self.config.decision.harmful)
+        """A "person" or "other animal" from the detector: a confident species step names what
+        it is (a macaque is often a COCO "person", a rendered figure a COCO "dog"); when it is
+        unsure or sees nothing, the detector's label stands."""
         scores = species.scores | found.scores
-        agrees = species.label == found.label  # both say person: the surer score votes
-        confident = species.score >= self.config.decision.threshold
-        if confident and (species.label in harmful or agrees):
+        named = species.label not in self.config.decision.ignore
+        if named and species.score >= self.config.decision.threshold:
             return FrameResult(species.t, species.label, species.score, species.box, scores)
-        return FrameResult(species.t, found.label, found.score, found.box, scores)
+        return FrameResult(species.t, found.label, found.score, found.box, scores, found.needs)
 
     def _finish(self, burst: _Burst) -> None:
         cfg = self.config
