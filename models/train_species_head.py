@@ -93,7 +93,11 @@ def train(x: np.ndarray, y: np.ndarray, classes: int, epochs: int, seed: int):  
     h = layers.Dense(64, activation="relu")(norm(inputs))
     h = layers.Dropout(0.3)(h)
     model = keras.Model(inputs, layers.Dense(classes, activation="softmax")(h))
-    model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(2e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, validation_split=0.1)
     return model
 
@@ -130,6 +134,9 @@ def main() -> None:
     parser.add_argument("--test-per-class", type=int, default=60, help="rendered test crops")
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--cache", type=Path, help="keep the extracted features in this .npz (and reuse them)"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     features = Features()
@@ -138,10 +145,16 @@ def main() -> None:
     labels = list(dict.fromkeys([*labels, *LABELS]))
     missing = [label for label in labels if label not in real]
     print(f"real photos for {real or 'no label'}; rendered crops for {missing}", flush=True)
-    xr, yr = rendered("train", args.per_class, missing, features)
-    x, y = np.array(x + xr, np.float32), np.array(y + yr)
-    xt, yt = rendered("test", args.test_per_class, labels, features)
-    xt, yt = np.array(xt, np.float32), np.array(yt)
+    if args.cache and args.cache.is_file():
+        kept = np.load(args.cache)
+        x, y, xt, yt = kept["x"], kept["y"], kept["xt"], kept["yt"]
+    else:
+        xr, yr = rendered("train", args.per_class, missing, features)
+        x, y = np.array(x + xr, np.float32), np.array(y + yr)
+        xt, yt = rendered("test", args.test_per_class, labels, features)
+        xt, yt = np.array(xt, np.float32), np.array(yt)
+        if args.cache:
+            np.savez(args.cache, x=x, y=y, xt=xt, yt=yt)
     model = train(x, y, len(labels), args.epochs, args.seed)
     head_path = args.out / "species-head.tflite"
     labels_path = args.out / "species-head.labels"
