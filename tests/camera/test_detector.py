@@ -49,3 +49,35 @@ def test_every_evaluation_photo_has_a_free_licence_and_a_source():
     for row in rows:
         assert (EVAL / "photos" / row["file"]).is_file(), row["file"]
         assert row["licence"] and row["source"].startswith("http") and row["package"], row
+
+
+def test_the_species_head_reads_the_detectors_features(detector):
+    from edge.agents.camera.classifier import load_head
+
+    head = load_head(MODELS / "species-head.tflite", MODELS / "species-head.labels")
+    assert head.feature_size == detector.feature_size == 128
+    image = photo("explore_world_animals-polar_bear.jpg")
+    detector.detect(image, 0.35)
+    scores = head.classify(detector.features((0, 0, 200, 200), image.shape[:2]))
+    assert scores.shape == (len(head.labels),) and abs(float(scores.sum()) - 1) < 1e-3
+
+
+def test_a_head_that_does_not_fit_is_refused_naming_the_file(tmp_path):
+    from edge.agents.camera.config import DetectorConfig
+    from edge.runtime.config import ConfigError, build
+
+    section = {
+        "path": str(MODELS / "coco-nanodet-416.tflite"),
+        "labels": str(MODELS / "coco-nanodet-416.labels"),
+        "head": str(MODELS / "wildlife-v1.tflite"),
+        "head_labels": str(MODELS / "wildlife-v1.labels"),
+    }
+    with pytest.raises(ConfigError, match="wildlife-v1.tflite: not a species head"):
+        build(DetectorConfig, section, file="camera.yaml", key="camera.detector")
+    with pytest.raises(ConfigError, match="head and head_labels go together"):
+        build(
+            DetectorConfig,
+            {k: v for k, v in section.items() if k != "head_labels"},
+            file="camera.yaml",
+            key="camera.detector",
+        )

@@ -119,7 +119,7 @@ class CameraAgent:
         elif frame.t < self._hold_until:  # the passage already decided goes on
             if pir or motion.boxes:
                 self._hold_until = min(frame.t + self.config.quiet_s, self._hold_limit)
-        elif self._triggered(pir, motion.confirmed):
+        elif self._triggered(pir, motion.confirmed, frame.image):
             self.host.health.count("triggers")
             trigger = "pir" if pir and not motion.confirmed else "motion"
             if pir and motion.confirmed:
@@ -127,8 +127,10 @@ class CameraAgent:
             self._burst = _Burst(frame.t, self.host.clock.now(), trigger, frame.t)
             self._burst_frame(frame, motion)
 
-    def _triggered(self, pir: bool, moving: bool) -> bool:
+    def _triggered(self, pir: bool, moving: bool, image: np.ndarray) -> bool:
         mode = self.config.trigger
+        if mode == "auto":  # by day the PIR only lowers the gating's bar; at night (IR) it also
+            return moving or (pir and is_grey(image))  # triggers alone: the picture is too dark
         if mode == "motion":
             return moving
         if mode == "pir":

@@ -14,7 +14,8 @@ from typing import Literal
 from edge.agents.camera.classifier import ModelError, load_head, load_model
 from edge.drivers.camera import CameraError, check_source
 
-Trigger = Literal["motion", "pir", "pir_and_motion", "pir_or_motion"]
+# auto: motion (a PIR pulse lowering its bar) by day; PIR or motion on night IR frames
+Trigger = Literal["auto", "motion", "pir", "pir_and_motion", "pir_or_motion"]
 
 
 @dataclass
