@@ -113,9 +113,19 @@ def open_capture(source: str, width: int | None = None, height: int | None = Non
 
 
 def check_source(source: str) -> None:
-    """Raise CameraError for a source that names a file that is not there. A camera index, a
-    device path or a URL may come and go (USB replugged, network down): those are retried."""
-    if source.isdigit() or "://" in source or source.startswith(("/dev/", "picamera2")):
+    """Raise CameraError for a source that names a file that is not there, or a Pi camera
+    without picamera2. A camera index, a device path or a URL may come and go (USB replugged,
+    network down): those are retried."""
+    if source.split(":")[0] == "picamera2":
+        try:
+            import picamera2  # noqa: F401 - only whether it is there
+        except ImportError:
+            raise CameraError(
+                f"{source}: picamera2 is not installed (on Raspberry Pi OS: "
+                "apt install python3-picamera2, and create the venv with --system-site-packages)"
+            ) from None
+        return
+    if source.isdigit() or "://" in source or source.startswith("/dev/"):
         return
     if not Path(source).is_file():
         raise CameraError(f"{source}: no such video file or camera device")

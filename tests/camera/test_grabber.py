@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
+import pytest
 
 from edge.drivers.camera import Camera, LatestFrame
 
@@ -161,3 +162,13 @@ def test_a_pi_camera_module_is_opened_through_picamera2(monkeypatch):
     assert cam.index == 1
     assert cam.calls[0] == ("configure", {"main": {"size": (640, 480), "format": "RGB888"}})
     assert cam.calls[-2:] == [("stop",), ("close",)]
+
+
+def test_a_pi_camera_without_picamera2_is_a_clear_error(monkeypatch):
+    import sys
+
+    from edge.drivers.camera import CameraError
+
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # import fails, as on a PC
+    with pytest.raises(CameraError, match="apt install python3-picamera2"):
+        Camera("picamera2")
