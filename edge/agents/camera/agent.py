@@ -40,7 +40,11 @@ from edge.runtime.outbox import OutboxFull
 log = logging.getLogger(__name__)
 NOTHING = FrameResult(0.0, "", 0.0, None, {})  # a frame with nothing found; null in events
 MIN_DETECTOR_SCORE = 0.1  # detections below this are not worth reporting per frame
-PASSED_ON = ("person", "other animal")  # detector labels the species step may name better
+# detector labels the species step may sharpen, and into what (of the harmful labels)
+PASSED_ON = {
+    "person": {"macaque"},
+    "other animal": {"bear", "boar", "macaque", "deer", "serow"},
+}
 
 
 def scored(t: float, labels: list[str], scores: np.ndarray, box: Box | None) -> FrameResult:
@@ -220,12 +224,14 @@ class CameraAgent:
         return seen, scored(t, self.head.labels, self.head.classify(features), full)
 
     def _with_detection(self, species: FrameResult, found: FrameResult) -> FrameResult:
-        """A "person" or "other animal" from the detector: a confident species step names what
-        it is (a macaque is often a COCO "person", a rendered figure a COCO "dog"); when it is
-        unsure or sees nothing, the detector's label stands."""
+        """A "person" or "other animal" from the detector, and the species step's name for it.
+        The species step may only sharpen the detector: a COCO person into a macaque (COCO
+        calls monkeys people), another animal into a harmful species (COCO has no deer, boar
+        or serow). Otherwise the detector, trained on real photographs, stands: a species step
+        trained on rendered figures must not turn a real person into a deer."""
         scores = species.scores | found.scores
-        named = species.label not in self.config.decision.ignore
-        if named and species.score >= self.config.decision.threshold:
+        may = PASSED_ON[found.label] & set(self.config.decision.harmful)
+        if species.label in may and species.score >= self.config.decision.threshold:
             return FrameResult(species.t, species.label, species.score, species.box, scores)
         return FrameResult(species.t, found.label, found.score, found.box, scores, found.needs)
 
