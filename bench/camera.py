@@ -66,7 +66,7 @@ def gating_fps() -> None:
             n += 1
     fps = n / (time.perf_counter() - started)
     print(
-        f"motion gating, 640x480 -> 160x120 grey, 1 thread: {fps:,.0f} frames/s "
+        f"motion gating, 640x480 -> 160x120 colour, 1 thread: {fps:,.0f} frames/s "
         f"({1000 / fps:.2f} ms/frame)"
     )
 

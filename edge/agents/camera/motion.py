@@ -13,9 +13,11 @@ What moves is not learned into the background: still pixels follow the scene wit
 constant ``background_s``, moving ones only with ``absorb_s`` (a minute). So an animal that
 stops is still reported for that long instead of fading in seconds, and when it leaves, the
 background behind it is the one from before it came: no ghost. An animal close to the lens that
-fills half the frame is still an animal: only a change spread over nearly all of the frame —
-more than ``recalibrate_fraction`` of the region of interest's tiles (a 4x4 grid) — is a
-lightning flash, the IR-cut filter switching at dusk or a lamp: then, or when the global gain
+fills the frame is still an animal: only a change that spreads over nearly all of the frame at
+once — more than ``recalibrate_fraction`` of the region of interest's tiles (a 4x4 grid), when
+the frame before had changed in fewer than half of them — is a lightning flash, the IR-cut
+filter switching at dusk or a lamp (an animal walking up to the lens covers the tiles one after
+another): then, or when the global gain
 jumps by more than ``recalibrate_gain``, the background is relearned from the current frame and
 no trigger is given for ``settle_s``.
 
@@ -43,7 +45,9 @@ JOIN = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
 SWAY = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 TILES = 4  # the grid, per side, that tells a frame-wide change from a large animal
 TILE_CHANGED = 0.3  # a tile has changed when this share of its pixels moved
+SUDDEN = 0.5  # frame-wide only if the frame before had changed in fewer tiles than this share
 GAIN_GRID = (16, 12)  # cells of the median gain: enough to outvote an animal
+MIN_QUIET_CELLS = 24  # of the 192: fewer still cells than this and the gain is taken as 1
 GAIN_IGNORED = 0.02  # closer to 1 than this: sensor noise, not an exposure change
 
 
@@ -62,6 +66,7 @@ class MotionGate:
         self._roi: np.ndarray | None = None
         self._roi_tiles: np.ndarray | None = None
         self._roi_cells: np.ndarray | None = None
+        self._tiles_before = 0.0  # share of tiles changed in the frame before
         self._flicker: np.ndarray | None = None
         self._moved: np.ndarray | None = None
         self._t = 0.0
@@ -95,6 +100,7 @@ class MotionGate:
 
     def _recalibrate(self, small: np.ndarray, t: float) -> Motion:
         self._bg = small.astype(np.float32)
+        self._tiles_before = 0.0
         self._settle_until = t + self.config.settle_s
         self._streak = 0
         return Motion([], 1.0, True, False)
@@ -125,7 +131,10 @@ class MotionGate:
         self._flickering(moving, dt)
         moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, OPEN)
         changed = cv2.countNonZero(moving) / max(1, cv2.countNonZero(self._roi))
-        if changed > cfg.recalibrate_fraction * TILE_CHANGED and self._frame_wide(moving):
+        tiles = self._tile_share(moving) if changed > cfg.recalibrate_fraction * TILE_CHANGED else 0
+        sudden = tiles > cfg.recalibrate_fraction and self._tiles_before < SUDDEN
+        self._tiles_before = tiles
+        if sudden:
             return self._recalibrate(small, t)
         # still pixels follow the scene; moving ones (an animal) are learned only very slowly
         still = cv2.compare(moving, 0, cv2.CMP_EQ)
@@ -140,11 +149,15 @@ class MotionGate:
 
     def _gain(self, small: np.ndarray) -> float:
         """The frame's overall brightness relative to the background: the median ratio over a
-        coarse grid of cells, which an animal covering less than half the view does not move."""
-        seen = cv2.resize(small, GAIN_GRID, interpolation=cv2.INTER_AREA).sum(axis=2)
-        known = cv2.resize(self._bg, GAIN_GRID, interpolation=cv2.INTER_AREA).sum(axis=2)
-        ratio = (seen[self._roi_cells] + 3.0) / (known[self._roi_cells] + 3.0)
-        gain = float(np.median(ratio))
+        coarse grid of sample pixels, leaving out those where something moved in the frame
+        before (a bear filling half the view must not pass for an exposure change)."""
+        near = cv2.INTER_NEAREST  # one pixel per cell: the median of 192 is steady enough
+        seen = cv2.resize(small, GAIN_GRID, interpolation=near).sum(axis=2, dtype=np.float32)
+        known = cv2.resize(self._bg, GAIN_GRID, interpolation=near).sum(axis=2)
+        quiet = self._roi_cells & (cv2.resize(self._moved, GAIN_GRID, interpolation=near) == 0)
+        if np.count_nonzero(quiet) < MIN_QUIET_CELLS:
+            return 1.0  # too little of the view is still to tell
+        gain = float(np.median((seen[quiet] + 3.0) / (known[quiet] + 3.0)))
         return 1.0 if abs(gain - 1) < GAIN_IGNORED else gain
 
     def _flickering(self, moving: np.ndarray, dt: float) -> None:
@@ -152,18 +165,18 @@ class MotionGate:
         before the lens, sensor noise at the threshold): a passing animal switches a pixel twice,
         a branch in the wind several times a second. Counts decay with ``flicker_s``."""
         flips = cv2.bitwise_xor(moving, self._moved)
-        self._moved = moving.copy()
-        self._flicker *= math.exp(-dt / self.config.flicker_s)
-        self._flicker += flips
+        np.copyto(self._moved, moving)
+        decay = math.exp(-dt / self.config.flicker_s)
+        cv2.addWeighted(self._flicker, decay, flips, 1.0, 0.0, self._flicker, cv2.CV_32F)
         swaying = cv2.compare(self._flicker, self.config.flicker_max, cv2.CMP_GT)
-        moving[cv2.dilate(swaying, SWAY) > 0] = 0  # a swaying tip reaches new pixels too
+        cv2.dilate(swaying, SWAY, swaying)  # a swaying tip reaches new pixels too
+        cv2.bitwise_and(moving, 0, moving, mask=swaying)
 
-    def _frame_wide(self, moving: np.ndarray) -> bool:
-        """Whether nearly every tile of the region of interest changed at once."""
+    def _tile_share(self, moving: np.ndarray) -> float:
+        """The share of the region of interest's tiles in which something changed."""
         share = cv2.resize(moving.astype(np.float32), (TILES, TILES), interpolation=cv2.INTER_AREA)
         used = self._roi_tiles > 0.05
-        changed = share[used] > TILE_CHANGED * self._roi_tiles[used]
-        return float(changed.mean()) > self.config.recalibrate_fraction
+        return float((share[used] > TILE_CHANGED * self._roi_tiles[used]).mean())
 
     def _regions(self, moving: np.ndarray, factor: float, boost: float) -> list[Box]:
         joined = cv2.dilate(moving, JOIN)
