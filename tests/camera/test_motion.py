@@ -105,7 +105,7 @@ def test_a_macaque_crossing_is_caught(seed):
     assert crossing("macaque", seed + 50, scale=0.6)[0], "a far macaque too"
 
 
-@pytest.mark.parametrize("seed", [9211, 9212, 9213, 9214])
+@pytest.mark.parametrize("seed", [9211, 9212, 9213, 9214, 9215, 9216])
 def test_a_bear_close_to_the_lens_is_caught_and_leaves_no_ghost(seed):
     assert crossing("bear", seed, scale=2.2) == (True, 0)
 

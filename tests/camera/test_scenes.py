@@ -29,6 +29,7 @@ def test_each_harmful_animal_passing_gives_exactly_one_alert_with_its_picture(
         "version": "test",
         "kind": "classifier",
         "detector": None,
+        "head": None,
     }
     assert event["night_ir"] is name.endswith("-night")
     assert all(box is None or len(box) == 4 for box in event["boxes"])
