@@ -98,7 +98,8 @@ def test_with_the_detector_and_the_species_head_animals_are_still_named(video, r
         "head": "models/species-head.tflite",
         "head_labels": "models/species-head.labels",
     }
-    for name in ("bear", "deer"):
+    for name in ("bear", "boar"):  # the head's surest classes (SPECIES_HEAD.md): deer and
+        # serow, each right on about 0.85 of rendered crops, are confused now and then
         run = run_camera(video(name), detector=head)
         assert [e.data["label"] for e in run.events] == [name], describe(run)
         assert run.events[0].data["model"]["head"] == "species-head.tflite"
