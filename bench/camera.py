@@ -1,5 +1,7 @@
-"""Wildlife camera figures: motion gating speed, inference per crop, trigger-to-published latency,
-the agent's memory, and decisions on freshly seeded simulator scenes.
+"""Wildlife camera figures: motion gating speed, the COCO detector's and the species head's time
+per frame, inference per crop, trigger-to-published latency, the agent's memory, and decisions
+on freshly seeded simulator scenes. (Gating recall, false triggers and speed against the
+Frigate-like baseline: bench/gating.py.)
 
     python bench/camera.py [--seconds 60] [--scenes 3]
 
@@ -32,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.agents.camera import CameraAgent  # noqa: E402
-from edge.agents.camera.classifier import load_model  # noqa: E402
+from edge.agents.camera.classifier import load_head, load_model  # noqa: E402
 from edge.agents.camera.config import CameraConfig, MotionConfig  # noqa: E402
 from edge.agents.camera.motion import MotionGate  # noqa: E402
 from edge.protocol import Envelope, Topic  # noqa: E402
@@ -64,7 +66,7 @@ def gating_fps() -> None:
             n += 1
     fps = n / (time.perf_counter() - started)
     print(
-        f"motion gating, 640x480 -> 160x120 grey, 1 thread: {fps:,.0f} frames/s "
+        f"motion gating, 640x480 -> 160x120 colour, 1 thread: {fps:,.0f} frames/s "
         f"({1000 / fps:.2f} ms/frame)"
     )
 
@@ -84,6 +86,30 @@ def inference_ms() -> None:
             f"inference {name} ({model.input_type} in, 64x64, 1 thread): "
             f"p50 {percentile(times, 50):.3f} ms, p99 {percentile(times, 99):.3f} ms per crop"
         )
+
+
+def detector_ms() -> None:
+    """The detector on a 416x416 frame and the head on its pooled features, one thread."""
+    detector = load_model(MODELS / "coco-nanodet-416.tflite", MODELS / "coco-nanodet-416.labels")
+    photos = sorted((MODELS / "eval" / "photos").glob("*.jpg"))[:10]
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in photos]
+    times = []
+    for i in range(40):
+        started = time.perf_counter()
+        detector.detect(images[i % len(images)], 0.35)
+        times.append((time.perf_counter() - started) * 1000)
+    print(
+        f"COCO detector (NanoDet, {detector.input_type}, 416x416, 1 thread, NMS included): "
+        f"p50 {percentile(times, 50):.1f} ms, p99 {percentile(times, 99):.1f} ms per frame"
+    )
+    head_path = MODELS / "species-head.tflite"
+    if head_path.is_file():
+        head = load_head(head_path, MODELS / "species-head.labels")
+        vector = detector.features((0, 0, 100, 100), images[0].shape[:2])
+        started = time.perf_counter()
+        for _ in range(1000):
+            head.classify(vector)
+        print(f"species head: {(time.perf_counter() - started):.3f} ms per call")
 
 
 def scene_decisions(per_class: int, workdir: Path) -> None:
@@ -216,6 +242,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=3, help="fresh scenes per kind")
     args = parser.parse_args()
     gating_fps()
+    detector_ms()
     inference_ms()
     with tempfile.TemporaryDirectory(prefix="bench-camera-") as tmp:
         if args.scenes:

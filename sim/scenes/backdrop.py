@@ -103,10 +103,6 @@ class Backdrop:
         ]
         return cls(c, fronds, near, horizon)
 
-    def px_per_metre(self, ground_y: float) -> float:
-        """Perspective of a flat ground: things shrink towards the horizon."""
-        return 1.6 * max(1.0, ground_y - self.horizon)
-
     def ground_for(self, length_px: float, metres: float) -> float:
         """The ground line at which a subject ``metres`` long is ``length_px`` pixels long."""
         return self.horizon + length_px / metres / 1.6

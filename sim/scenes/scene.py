@@ -57,6 +57,8 @@ class Scene:
     fps: float = 10.0
     size: tuple[int, int] = (640, 480)
     duration_s: float | None = None  # default: until the subject has left, plus tail_s
+    scale: float = 1.0  # >1: the subject is that many times nearer (larger) than usual
+    exposure: tuple[tuple[float, float], ...] = ()  # (from t, gain): auto-exposure steps
 
 
 @dataclass
@@ -90,14 +92,16 @@ class SceneRenderer:
         s = self.scene
         species = SPECIES[s.subject]
         lo, hi = SCENE_LENGTH_PX.get(s.subject, DEFAULT_LENGTH_PX)
-        length = rng.uniform(lo, hi)
+        length = rng.uniform(lo, hi) * s.scale
         metres = rng.uniform(*species.size)
         ground = min(self.backdrop.ground_for(length, metres), s.size[1] - 8)
         facing = int(rng.choice([-1, 1]))
         back, front, _ = species.extent
         w = s.size[0]
         start_x = -front * length if facing > 0 else w + front * length
-        px_per_s = species.speed * s.pace * self.backdrop.px_per_metre(ground)
+        # pixels per metre at the subject's distance: from its size, as a close animal stands
+        # below the frame's bottom edge where the ground line cannot say
+        px_per_s = species.speed * s.pace * length / metres
         span = w + (front - back) * length
         exit_s = s.enter_s + span / px_per_s
         return _Path(species, species.look(rng), length, ground, facing, start_x, px_per_s, exit_s)
@@ -137,7 +141,8 @@ class SceneRenderer:
     def weather(self, t: float) -> Weather:
         s = self.scene
         flash = max((1.0 - abs(t - at) * s.fps / 1.5 for at in s.lightning), default=0.0)
-        return Weather(ir=self.ir_at(t), rain=s.rain, flash=max(0.0, flash))
+        gain = next((g for at, g in reversed(s.exposure) if t >= at), 1.0)
+        return Weather(ir=self.ir_at(t), rain=s.rain, flash=max(0.0, flash), exposure=gain)
 
     def frame(self, i: int) -> np.ndarray:
         t = i / self.scene.fps

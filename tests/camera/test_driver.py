@@ -78,7 +78,7 @@ def test_bad_frames_are_counted_and_a_dead_camera_is_reopened(monkeypatch):
     ]
     opened, counted = [], []
 
-    def opener(source):
+    def opener(source, width, height):
         opened.append(FlakyCapture(script if not opened else [(True, grey)]))
         return opened[-1]
 
@@ -87,6 +87,12 @@ def test_bad_frames_are_counted_and_a_dead_camera_is_reopened(monkeypatch):
     good = [r for r in results if r is not None]
     assert [f.image.shape for f in good] == [(48, 64, 3), (48, 64, 3), (48, 64, 3)]
     assert good[0].image[0, 0].tolist() == [7, 7, 7], "grey frames become BGR"
-    assert camera.counters == {"frames": 3, "missing": REOPEN_AFTER, "rejected": 3, "reopened": 1}
+    assert camera.counters == {
+        "frames": 3,
+        "missing": REOPEN_AFTER,
+        "rejected": 3,
+        "reopened": 1,
+        "dropped": 0,
+    }
     assert opened[0].released and len(opened) == 2
     assert counted.count("rejected") == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from camera.support import SEEDS
 from edge.agents.camera.config import MotionConfig
@@ -81,3 +82,66 @@ def test_regions_merge_and_square_crops_stay_in_the_frame():
     ]
     x0, y0, x1, y1 = square((600, 400, 640, 480), margin=0.5, width=640, height=480)
     assert x1 - x0 == y1 - y0 == 160 and x1 <= 640 and y1 <= 480 and x0 >= 0
+
+
+def crossing(name: str, seed: int, **overrides):
+    """(caught while in view, ghost frames more than 1 s after it left) for one scene."""
+    renderer = SceneRenderer(scene(name, seed, **overrides))
+    gate = MotionGate(MotionConfig())
+    caught, ghosts = False, 0
+    for i, frame in enumerate(renderer.frames()):
+        t = i / renderer.scene.fps
+        moving = gate.update(frame, t).confirmed
+        if renderer.subject_box(t) is not None:
+            caught |= moving
+        elif t > renderer.path.exit_s + 1.0:
+            ghosts += moving
+    return caught, ghosts
+
+
+@pytest.mark.parametrize("seed", [9201, 9202, 9203, 9204, 9205, 9206])
+def test_a_macaque_crossing_is_caught(seed):
+    assert crossing("macaque", seed) == (True, 0)
+    assert crossing("macaque", seed + 50, scale=0.6)[0], "a far macaque too"
+
+
+@pytest.mark.parametrize("seed", [9211, 9212, 9213, 9214, 9215, 9216])
+def test_a_bear_close_to_the_lens_is_caught_and_leaves_no_ghost(seed):
+    assert crossing("bear", seed, scale=2.2) == (True, 0)
+
+
+@pytest.mark.parametrize("seed", [9221, 9222, 9223])
+def test_deer_by_day_and_night_are_caught(seed):
+    assert crossing("deer", seed) == (True, 0)
+    assert crossing("deer", seed, night=True) == (True, 0)
+
+
+def test_an_animal_that_stops_is_still_seen_ten_seconds_later():
+    renderer = SceneRenderer(scene("bear", 9231))
+    gate = MotionGate(MotionConfig())
+    t_mid = (renderer.scene.enter_s + renderer.path.exit_s) / 2
+    still = renderer.frame(int(t_mid * renderer.scene.fps))
+    for i in range(int(t_mid * 10)):
+        gate.update(renderer.frame(i), i / 10)
+    last = None
+    for k in range(100):  # the bear stands where it is for 10 s
+        last = gate.update(still, t_mid + k / 10)
+    assert last.boxes and last.confirmed, "the still bear faded into the background"
+
+
+def test_exposure_steps_and_night_noise_do_not_trigger():
+    steps = ((2.0, 1.12), (3.5, 0.9), (5.0, 1.05))
+    for overrides in ({"exposure": steps}, {"night": True}):
+        frames, _ = gate_run("empty", duration_s=7.0, **overrides)
+        assert not any(m.confirmed for _t, m, _truth in frames), overrides
+
+
+def test_a_pir_pulse_lowers_the_bar():
+    gate = MotionGate(MotionConfig(learn_s=0))
+    base = np.full((120, 160, 3), 100, np.uint8)
+    faint = base.copy()
+    faint[40:80, 60:100] = 111  # below the threshold of 14, above 0.6 x 14
+    gate.update(base, 0.0)
+    gate.update(base, 1.1)
+    assert not gate.update(faint, 1.2).boxes
+    assert gate.update(faint, 1.3, pir=True).confirmed, "one frame confirms after a PIR pulse"

@@ -68,3 +68,20 @@ def test_pir_and_motion_ignores_motion_without_a_warm_body(pins, video, run_came
     """``pir_and_motion``: the bear moves but the PIR stays low (pointed elsewhere): no trigger."""
     run = run_camera(video("bear"), trigger="pir_and_motion", pir={"pin": 17})
     assert run.events == [] and "triggers" not in run.counters, describe(run)
+
+
+@pytest.mark.parametrize(("night", "triggered"), [(True, True), (False, False)])
+def test_auto_trigger_lets_the_pir_alone_start_a_burst_only_at_night(
+    pins, video, run_camera, night, triggered
+):
+    """``auto``: a warm body the camera cannot see moving (PIR high, empty picture) starts a
+    burst under the IR lamp at night, not by day (where the PIR only lowers the gating's bar)."""
+    run = run_camera(
+        video("empty", night=night),
+        trigger="auto",
+        pir={"pin": 17},
+        realtime=True,
+        before_run=lambda agent: pins.pin(17).drive_high(),  # after gpiozero set the pin up
+    )
+    assert ("triggers" in run.counters) is triggered, describe(run)
+    assert run.events == [], "nothing there: the burst decides nothing"

@@ -26,13 +26,13 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from edge.agents.camera.classifier import Classifier, load_model
+from edge.agents.camera.classifier import Classifier, load_head, load_model
 from edge.agents.camera.config import CameraConfig
 from edge.agents.camera.decision import Decision, FrameResult, decide
 from edge.agents.camera.images import LocalStore, annotate, encode_capped, is_grey
 from edge.agents.camera.motion import Motion, MotionGate
-from edge.agents.camera.regions import Box, crop
-from edge.drivers.camera import Camera, Frame
+from edge.agents.camera.regions import Box, crop, square, union
+from edge.drivers.camera import Camera, Frame, LatestFrame
 from edge.drivers.pir import Pir
 from edge.runtime.host import AgentHost
 from edge.runtime.outbox import OutboxFull
@@ -40,6 +40,18 @@ from edge.runtime.outbox import OutboxFull
 log = logging.getLogger(__name__)
 NOTHING = FrameResult(0.0, "", 0.0, None, {})  # a frame with nothing found; null in events
 MIN_DETECTOR_SCORE = 0.1  # detections below this are not worth reporting per frame
+# detector labels the species step may sharpen, and into what (of the harmful labels)
+PASSED_ON = {
+    "person": {"macaque"},
+    "other animal": {"bear", "boar", "macaque", "deer", "serow"},
+}
+
+
+def scored(t: float, labels: list[str], scores: np.ndarray, box: Box | None) -> FrameResult:
+    """A frame result from one model's scores per label: its top label, and all of them."""
+    k = int(scores.argmax())
+    every = {name: float(s) for name, s in zip(labels, scores, strict=True)}
+    return FrameResult(t, labels[k], float(scores[k]), box, every)
 
 
 @dataclass
@@ -60,7 +72,7 @@ class CameraAgent:
         self.host = host
         self.config = config
         count = host.health.count
-        self.camera = Camera(
+        camera = Camera(
             config.source,
             width=config.width,
             height=config.height,
@@ -68,11 +80,18 @@ class CameraAgent:
             loop=config.loop,
             on_count=lambda name: count(f"camera_{name}"),
         )
+        # a live camera is read on its own thread: the agent always gets the newest frame
+        self.camera = camera if camera.is_file else LatestFrame(camera)
         p = config.pir
         self.pir = Pir(p.pin, queue_len=p.queue_len, sample_rate=p.sample_rate) if p else None
         self.gate = MotionGate(config.motion)
         m = config.model
         self.model = load_model(m.path, m.labels, m.threads, m.input_mean, m.input_std)
+        d = config.detector
+        self.detector = load_model(d.path, d.labels, d.threads) if d else None
+        self.head = load_head(d.head, d.head_labels, d.threads) if d and d.head else None
+        groups = d.groups if d else {}
+        self._group = {name: city for city, names in groups.items() for name in names}
         self.store = LocalStore(config.storage.dir, config.storage.max_bytes)
         self._burst: _Burst | None = None
         self._hold_until = -math.inf
@@ -95,16 +114,16 @@ class CameraAgent:
                 self.pir.close()
 
     def step(self, frame: Frame) -> None:
-        motion = self.gate.update(frame.image, frame.t)
+        pir = self.pir.triggered() if self.pir is not None else False
+        motion = self.gate.update(frame.image, frame.t, pir=pir)
         if motion.recalibrated:
             self.host.health.count("recalibrations")
-        pir = self.pir.triggered() if self.pir is not None else False
         if self._burst is not None:
             self._burst_frame(frame, motion)
         elif frame.t < self._hold_until:  # the passage already decided goes on
             if pir or motion.boxes:
                 self._hold_until = min(frame.t + self.config.quiet_s, self._hold_limit)
-        elif self._triggered(pir, motion.confirmed):
+        elif self._triggered(pir, motion.confirmed, frame.image):
             self.host.health.count("triggers")
             trigger = "pir" if pir and not motion.confirmed else "motion"
             if pir and motion.confirmed:
@@ -112,8 +131,10 @@ class CameraAgent:
             self._burst = _Burst(frame.t, self.host.clock.now(), trigger, frame.t)
             self._burst_frame(frame, motion)
 
-    def _triggered(self, pir: bool, moving: bool) -> bool:
+    def _triggered(self, pir: bool, moving: bool, image: np.ndarray) -> bool:
         mode = self.config.trigger
+        if mode == "auto":  # by day the PIR only lowers the gating's bar; at night (IR) it also
+            return moving or (pir and is_grey(image))  # triggers alone: the picture is too dark
         if mode == "motion":
             return moving
         if mode == "pir":
@@ -133,38 +154,86 @@ class CameraAgent:
             self._finish(burst)
 
     def _classify(self, frame: Frame, boxes: list[Box]) -> FrameResult:
-        """The frame's best guess: of all its moving regions, the one most surely not nothing."""
+        """The frame's best guess. With a detector: a COCO bear or vehicle stands; a person, an
+        other animal or nothing goes to the species step (the head on the detector's features,
+        or the classifier on crops), which may name an animal COCO does not know."""
         image = frame.image
         if is_grey(image):  # night IR: exact grey, as the model was trained
             image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2RGB)
         else:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        if self.detector is None:
+            return self._species(frame.t, image, boxes)
+        seen, species = self._detect(frame.t, image, boxes)
+        if seen is not None and seen.label not in PASSED_ON:
+            return seen
+        if species is None:  # no head: the classifier looks where the detector found something
+            species = self._species(frame.t, image, [seen.box] if seen else boxes)
+        return species if seen is None else self._with_detection(species, seen)
+
+    def _species(self, t: float, image: np.ndarray, boxes: list[Box]) -> FrameResult:
+        """The species model on crops: of all moving regions, the one most surely not nothing."""
         ignore = set(self.config.decision.ignore)
         if not isinstance(self.model, Classifier):
             found = self.model.detect(image, MIN_DETECTOR_SCORE)
             wanted = [d for d in found if d.label not in ignore]
             if not wanted:
-                return FrameResult(frame.t, NOTHING.label, 0.0, None, {})
+                return FrameResult(t, NOTHING.label, 0.0, None, {})
             top = {d.label: max(d.score, 0) for d in reversed(found[:5])}
-            return FrameResult(frame.t, wanted[0].label, wanted[0].score, wanted[0].box, top)
+            return FrameResult(t, wanted[0].label, wanted[0].score, wanted[0].box, top)
         h, w = image.shape[:2]
         best = NOTHING
         for box in boxes or [(0, 0, w, h)]:
             patch = crop(image, box, self.config.burst.margin, self.model.input_size)
-            scores = self.model.classify(patch)
-            k = int(scores.argmax())
-            label = self.model.labels[k]
-            result = FrameResult(
-                frame.t,
-                label,
-                float(scores[k]),
-                box,
-                {name: float(s) for name, s in zip(self.model.labels, scores, strict=True)},
-            )
-            rank = (label not in ignore, result.score)
+            result = scored(t, self.model.labels, self.model.classify(patch), box)
+            rank = (result.label not in ignore, result.score)
             if best is NOTHING or rank > (best.label not in ignore, best.score):
                 best = result
         return best
+
+    def _detect(
+        self, t: float, image: np.ndarray, boxes: list[Box]
+    ) -> tuple[FrameResult | None, FrameResult | None]:
+        """The detector's best finding mapped to the city's labels (``detector.groups``), in the
+        square around the moving regions (the whole frame when nothing moved: a PIR trigger);
+        and, with a species head, its species for that finding (or for what moved)."""
+        cfg = self.config.detector
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = 0, 0, w, h
+        if boxes:
+            region = boxes[0]
+            for box in boxes[1:]:
+                region = union(region, box)
+            x0, y0, x1, y1 = square(region, cfg.margin, w, h)
+        view = image[y0:y1, x0:x1]
+        seen, where = None, (0, 0, x1 - x0, y1 - y0)
+        for d in self.detector.detect(view, cfg.min_score):
+            city = self._group.get(d.label)
+            if city is not None:
+                box = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
+                coco = {f"coco:{d.label}": d.score}  # votes from the detector's min_score
+                seen, where = FrameResult(t, city, d.score, box, coco, cfg.min_score), d.box
+                break
+        else:
+            if boxes:
+                where = (region[0] - x0, region[1] - y0, region[2] - x0, region[3] - y0)
+        if self.head is None:
+            return seen, None
+        features = self.detector.features(where, view.shape[:2])
+        full = (where[0] + x0, where[1] + y0, where[2] + x0, where[3] + y0)
+        return seen, scored(t, self.head.labels, self.head.classify(features), full)
+
+    def _with_detection(self, species: FrameResult, found: FrameResult) -> FrameResult:
+        """A "person" or "other animal" from the detector, and the species step's name for it.
+        The species step may only sharpen the detector: a COCO person into a macaque (COCO
+        calls monkeys people), another animal into a harmful species (COCO has no deer, boar
+        or serow). Otherwise the detector, trained on real photographs, stands: a species step
+        trained on rendered figures must not turn a real person into a deer."""
+        scores = species.scores | found.scores
+        may = PASSED_ON[found.label] & set(self.config.decision.harmful)
+        if species.label in may and species.score >= self.config.decision.threshold:
+            return FrameResult(species.t, species.label, species.score, species.box, scores)
+        return FrameResult(species.t, found.label, found.score, found.box, scores, found.needs)
 
     def _finish(self, burst: _Burst) -> None:
         cfg = self.config
@@ -240,6 +309,8 @@ class CameraAgent:
                 "name": cfg.model.name,
                 "version": cfg.model.version,
                 "kind": self.model.kind,
+                "detector": self.config.detector.path.name if self.config.detector else None,
+                "head": self.head.path.name if self.head else None,
             },
             "image": image,
         }

@@ -7,7 +7,11 @@ image input (uint8, int8 or float32; 1 or 3 channels, RGB) fits:
 
 * a classifier: one output of shape ``[1, n_labels]`` (probabilities or logits, quantised or not);
 * a detector in the TFLite SSD post-processing layout: outputs boxes ``[1, N, 4]`` (ymin, xmin,
-  ymax, xmax, 0..1), classes ``[1, N]``, scores ``[1, N]`` and a count ``[1]``.
+  ymax, xmax, 0..1), classes ``[1, N]``, scores ``[1, N]`` and a count ``[1]``;
+* a dense detector (an anchor-free one such as NanoDet, as ``models/build_detector.py`` makes
+  it): boxes ``[1, N, 4]`` as above and per-class scores ``[1, N, n_labels]`` for all N
+  candidates; the best class of each candidate over ``min_score`` goes through non-maximum
+  suppression here (``NMS_IOU``).
 
 The labels file has one label per line in the model's class order. A model file that is not a
 model, a label count that does not match, or an input this code cannot feed raises ``ModelError``
@@ -26,6 +30,8 @@ import numpy as np
 from edge.agents.camera.regions import Box
 
 INPUT_TYPES = (np.uint8, np.int8, np.float32)
+NMS_IOU = 0.5  # a dense detector's overlapping candidates of one class: the best one stays
+MAX_DETECTIONS = 20
 
 
 class ModelError(ValueError):
@@ -184,11 +190,109 @@ class Detector(Model):
         return sorted(found, key=lambda d: d.score, reverse=True)
 
 
-def load_model(
-    path: Path, labels_path: Path, threads: int = 1, mean: float = 0.0, std: float = 1.0
-) -> Classifier | Detector:
-    """Open ``path`` with the installed runtime and check it against ``labels_path``."""
+class DenseDetector(Detector):
+    """Boxes and per-class scores for every candidate; class choice and NMS done here. A third
+    output ``[1, h, w, C]``, when there is one, is a feature map the species head reads
+    (``features``)."""
+
+    def _bind_outputs(self, outs: list[dict[str, Any]]) -> None:
+        maps = [o for o in outs if len(o["shape"]) == 4]
+        by_last = {int(o["shape"][-1]): o for o in outs if len(o["shape"]) == 3}
+        if 4 not in by_last or len(by_last) != 2 or len(maps) > 1:
+            raise ModelError(
+                f"{self.path}: outputs are not boxes [1,N,4], scores [1,N,C] (and features)"
+            )
+        self._boxes = by_last.pop(4)
+        ((classes, self._scores),) = by_last.items()
+        self._features = maps[0] if maps else None
+        if classes != len(self.labels):
+            raise ModelError(
+                f"{self.labels_path}: {len(self.labels)} labels, "
+                f"but {self.path} scores {classes} classes"
+            )
+
+    @property
+    def feature_size(self) -> int:
+        return int(self._features["shape"][-1]) if self._features is not None else 0
+
+    def features(self, box: Box, shape: tuple[int, int]) -> np.ndarray:
+        """The last ``detect()``'s feature map averaged over ``box`` (pixels of that image,
+        whose height and width are ``shape``): what the species head classifies."""
+        if self._features is None:
+            raise ModelError(f"{self.path}: this detector has no features output")
+        grid = self._output(self._features)[0]
+        gh, gw = grid.shape[:2]
+        h, w = shape
+        x0 = min(gw - 1, int(box[0] * gw / w))
+        y0 = min(gh - 1, int(box[1] * gh / h))
+        x1 = max(x0 + 1, int(np.ceil(box[2] * gw / w)))
+        y1 = max(y0 + 1, int(np.ceil(box[3] * gh / h)))
+        return grid[y0:y1, x0:x1].mean(axis=(0, 1))
+
+    def detect(self, rgb: np.ndarray, min_score: float) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        self._feed(rgb)
+        scores = self._output(self._scores)[0]
+        boxes = self._output(self._boxes)[0]
+        best = scores.argmax(1)
+        top = scores[np.arange(len(best)), best]
+        keep = np.flatnonzero(top >= min_score)
+        if not len(keep):
+            return []
+        y0, x0, y1, x1 = (boxes[keep] * [h, w, h, w]).T
+        rects = np.stack([x0, y0, x1 - x0, y1 - y0], 1).tolist()
+        chosen = cv2.dnn.NMSBoxesBatched(
+            rects, top[keep].tolist(), best[keep].tolist(), min_score, NMS_IOU
+        )
+        found = [
+            Detection(
+                self.labels[best[keep[i]]],
+                float(top[keep[i]]),
+                (int(x0[i]), int(y0[i]), int(np.ceil(x1[i])), int(np.ceil(y1[i]))),
+            )
+            for i in np.asarray(chosen, int).reshape(-1)
+        ]
+        return sorted(found, key=lambda d: d.score, reverse=True)[:MAX_DETECTIONS]
+
+
+class FeatureHead:
+    """A species head: one input ``[1, C]`` (a detector's pooled features), one output
+    ``[1, n_labels]``. Made by ``models/train_species_head.py``."""
+
+    kind = "head"
+
+    def __init__(self, interpreter: Any, path: Path, labels: list[str], labels_path: Path) -> None:
+        self.path, self.labels = path, labels
+        self._interp = interpreter
+        (self._input,) = interpreter.get_input_details()
+        outputs = interpreter.get_output_details()
+        if len(outputs) != 1 or int(np.prod(outputs[0]["shape"])) != len(labels):
+            raise ModelError(f"{labels_path}: {len(labels)} labels do not fit {path}'s output")
+        self._out = outputs[0]
+        self.feature_size = int(self._input["shape"][-1])
+
+    def classify(self, features: np.ndarray) -> np.ndarray:
+        """Scores per label (summing to 1) for one feature vector."""
+        if features.shape != (self.feature_size,):
+            raise ModelError(
+                f"{self.path}: expects {self.feature_size} features, got {features.shape}"
+            )
+        self._interp.set_tensor(self._input["index"], features.astype(np.float32)[None])
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out["index"]).reshape(-1).astype(np.float32)
+
+
+def load_head(path: Path, labels_path: Path, threads: int = 1) -> FeatureHead:
+    """Open a species head (see FeatureHead) and check it against its labels."""
     labels = read_labels(labels_path)
+    interpreter = _interpreter(path, threads)
+    inputs = interpreter.get_input_details()
+    if len(inputs) != 1 or len(inputs[0]["shape"]) != 2 or inputs[0]["dtype"] != np.float32:
+        raise ModelError(f"{path}: not a species head (one float32 input [1, C])")
+    return FeatureHead(interpreter, path, labels, labels_path)
+
+
+def _interpreter(path: Path, threads: int) -> Any:
     interpreter_cls, _ = interpreter_class()
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
@@ -197,11 +301,23 @@ def load_model(
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a usable TFLite model ({exc})") from exc
+    return interpreter
+
+
+def load_model(
+    path: Path, labels_path: Path, threads: int = 1, mean: float = 0.0, std: float = 1.0
+) -> Classifier | Detector | DenseDetector:
+    """Open ``path`` with the installed runtime and check it against ``labels_path``."""
+    labels = read_labels(labels_path)
+    interpreter = _interpreter(path, threads)
     outputs = len(interpreter.get_output_details())
     if outputs == 1:
         return Classifier(interpreter, path, labels, labels_path, mean, std)
+    if outputs in (2, 3):
+        return DenseDetector(interpreter, path, labels, labels_path, mean, std)
     if outputs == 4:
         return Detector(interpreter, path, labels, labels_path, mean, std)
     raise ModelError(
-        f"{path}: {outputs} outputs; expected 1 (classifier) or 4 (SSD-style detector)"
+        f"{path}: {outputs} outputs; expected 1 (classifier), 2 or 3 (dense detector) "
+        "or 4 (SSD-style detector)"
     )

@@ -1,7 +1,8 @@
 """The per-event decision over a burst: one frame can be wrong, several agreeing rarely are.
 
 Each frame of a burst gives its best guess (label, score). A frame votes for its label only when
-the label is not an "ignore" label (background) and the score reaches ``threshold``; a label
+the label is not an "ignore" label (background) and the score reaches ``threshold`` (or the
+result's own ``needs``: a detector's scores live on another scale than a classifier's); a label
 needs ``min_frames`` votes. If a harmful label and a harmless one both have enough votes (a person
 walking a dog past a boar), the harmful one wins: missing a bear costs more than an extra alert.
 """
@@ -21,6 +22,7 @@ class FrameResult:
     score: float
     box: Box | None  # full-frame pixels of the region that gave this label
     scores: dict[str, float]  # every label's score for that region (top ones for a detector)
+    needs: float | None = None  # the score this result needs to vote; None: the decision's
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def decide(
     """The burst's decision, or None when no label has enough confident frames."""
     votes: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(results):
-        if r.label not in ignore and r.score >= threshold:
+        if r.label not in ignore and r.score >= (threshold if r.needs is None else r.needs):
             votes[r.label].append(i)
     candidates = [label for label, frames in votes.items() if len(frames) >= min_frames]
     if not candidates:
