@@ -62,6 +62,15 @@ class Processes:
         self.running[name] = Managed(name, argv, log, self._popen(argv, log))
         return self.running[name]
 
+    def adopt(self, name: str, proc: subprocess.Popen[bytes] | None, log: Path) -> None:
+        """Count a process started elsewhere (the broker, the store) in the report."""
+        if proc is not None:
+            usage = self.running[name].usage if name in self.running else Usage()
+            if name in self.running:
+                self.running[name].sample()
+                usage.restarts += 1
+            self.running[name] = Managed(name, list(map(str, proc.args)), log, proc, usage)
+
     @staticmethod
     def _popen(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         with open(log, "ab") as out:

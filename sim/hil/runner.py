@@ -331,8 +331,8 @@ class ScenarioRun:
             time.sleep(0.05)
 
     def _do_expect_none(self, spec: dict[str, Any]) -> tuple[Result, str]:
-        check = self._matching(spec)
-        deadline = self.deadline(float(spec.get("for_s", 60)))
+        check = self._matching(spec)  # for a span of scenario time: no grace added to it
+        deadline = time.monotonic() + self.clock.real_seconds(float(spec.get("for_s", 60)))
         while time.monotonic() < deadline:
             bad = [a for a in self.city.since(self.mark) if check(a)]
             if bad:
