@@ -40,8 +40,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="{city}")
-    city = sub.add_parser("city", help="the whole city, with a report", epilog=EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    city = sub.add_parser(
+        "city",
+        help="the whole city, with a report",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     city.add_argument("--mqtt-gauges", type=int, default=10, help="river gauges on MQTT (10)")
     city.add_argument("--lora-gauges", type=int, default=10, help="river gauges on LoRaWAN (10)")
     city.add_argument("--cameras", type=int, default=10, help="wildlife cameras (10)")
@@ -70,8 +74,11 @@ def main(argv: list[str], prog: str = "machimori sim") -> int:
     chaos = Chaos(city, args.seed) if args.chaos else None
     try:
         city.start()
-        print(f"running for {args.duration:g} s ({args.duration * args.speed / 3600:.1f} h "
-              "of river time)...", flush=True)
+        print(
+            f"running for {args.duration:g} s ({args.duration * args.speed / 3600:.1f} h "
+            "of river time)...",
+            flush=True,
+        )
 
         def tick() -> None:
             city.processes.sample()
@@ -97,9 +104,13 @@ def main(argv: list[str], prog: str = "machimori sim") -> int:
         print(f"processes that did not stop cleanly: {bad_exit}")
     failed = [r.name for r in reports if r.lost or r.stored_twice]
     if chaos is not None:
-        print("chaos: " + "; ".join(
-            f"{f.name}: " + (f"{f.recovered_s:.1f} s" if f.recovered_s is not None else "NOT")
-            for f in chaos.results))
+        print(
+            "chaos: "
+            + "; ".join(
+                f"{f.name}: " + (f"{f.recovered_s:.1f} s" if f.recovered_s is not None else "NOT")
+                for f in chaos.results
+            )
+        )
         failed += [f.name for f in chaos.results if f.recovered_s is None]
     if failed:
         print(f"FAILED: {', '.join(failed)}")

@@ -222,7 +222,8 @@ class City:
         for gauge in gauges:
             name = gauge.site.device
             config = gauge.agent_config(
-                river={"interval_s": 600, "burst": 3, "min_valid": 2}, **self._host_keys(name, "river")
+                river={"interval_s": 600, "burst": 3, "min_valid": 2},
+                **self._host_keys(name, "river"),
             )
             config["outbox"]["sync"] = "normal"
             path = self._write(name, config)
@@ -242,7 +243,9 @@ class City:
         }
         path = self._write(name, config)
         self.processes.spawn(name, "agent", "run", "--config", str(path))
-        self.devices.append(Device(name, "camera", "mqtt", path.parent.parent / "outbox" / f"{name}.db", path))
+        self.devices.append(
+            Device(name, "camera", "mqtt", path.parent.parent / "outbox" / f"{name}.db", path)
+        )
 
     def supervise(self) -> list[str]:
         """Restart agents and the gateway that exited (systemd's Restart=always); their names."""
@@ -275,5 +278,3 @@ class City:
                 device.disk.close()
         for p in self.partitions:
             p.close()
-
-

@@ -48,7 +48,9 @@ def issued_and_held(outbox: Path, device: str | None = None) -> tuple[int, set[i
 
 def store_rows(store_db: Path, device: str) -> tuple[list[tuple[int, int, int]], int]:
     """(seq, ts_ms, received_ms) in commit order, and the repeats the store dropped."""
-    with contextlib.closing(sqlite3.connect(f"file:{store_db}?mode=ro", uri=True, timeout=10)) as db:
+    with contextlib.closing(
+        sqlite3.connect(f"file:{store_db}?mode=ro", uri=True, timeout=10)
+    ) as db:
         rows = db.execute(
             "SELECT seq, ts_ms, received_ms FROM messages WHERE device = ? AND channel != 'image'"
             " ORDER BY rowid",
@@ -111,10 +113,11 @@ def format_report(reports: list[DeviceReport], processes: Processes, wall_s: flo
         f"{'repeat':>6} {'twice':>5} {'order':>5} {'p50 ms':>8} {'p99 ms':>8}"
     ]
     for r in reports:
+        p50, p99 = (percentile(r.latencies_s, q) * 1000 for q in (50, 99))
         lines.append(
             f"{r.name:<12} {r.link:<8} {r.sent:>6} {r.received:>6} {r.held:>5} {r.lost:>5} "
             f"{r.repeats:>6} {r.stored_twice:>5} {r.out_of_order:>5} "
-            f"{percentile(r.latencies_s, 50) * 1000:>8.0f} {percentile(r.latencies_s, 99) * 1000:>8.0f}"
+            f"{p50:>8.0f} {p99:>8.0f}"
         )
     lines.append("")
     kinds = sorted({(r.kind, r.link) for r in reports})

@@ -70,8 +70,7 @@ def parse_ports(items: list[str]) -> dict[str, str]:
 def load_all(paths: list[Path]) -> list[Scenario]:
     scenarios = []
     for path in paths:
-        probe = load_scenario(path, {"start"} | RUNNER_ACTIONS | _all_kind_actions(path))
-        scenarios.append(probe)
+        scenarios.append(load_scenario(path, RUNNER_ACTIONS | _all_kind_actions(path)))
     return scenarios
 
 

@@ -158,7 +158,10 @@ class ScenarioRun:
         self.processes = Processes(workdir / "logs")
         lorawan = scenario.bench.get("link") == "lorawan"
         self.city = CitySide(
-            workdir / "city", [self.device, *kind.users], self.speed, [self.device] if lorawan else []
+            workdir / "city",
+            [self.device, *kind.users],
+            self.speed,
+            [self.device] if lorawan else [],
         )
         self.bench: Bench = kind.open(
             Setup(

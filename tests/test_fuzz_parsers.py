@@ -1,0 +1,73 @@
+"""Property-based fuzzing of the parsers a stranger can reach (sim/fuzz_targets.py): random and
+mutated bytes are accepted or rejected with the parser's own error, never a crash. The serial
+side (ultrasonic frames) runs through the real driver on a pty. Longer, coverage-guided runs:
+``make fuzz`` (bench/fuzz.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.drivers.ultrasonic import open_sensor
+from edge.protocol import Envelope
+from sim.fuzz_targets import TARGETS, run_one
+from sim.serial_pty import PtyDevice
+
+VALID = Envelope("river-01", 7, "2026-11-22T10:00:00.000Z", "level", {"level_m": 1.2}).to_json()
+
+
+def mutated(seed: bytes) -> st.SearchStrategy[bytes]:
+    """``seed`` with bytes flipped, cut or inserted: near-valid input reaches deeper."""
+    return st.builds(
+        lambda at, cut, insert: seed[:at] + insert + seed[at + cut :],
+        st.integers(0, len(seed)),
+        st.integers(0, 8),
+        st.binary(max_size=8),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=300) | mutated(VALID))
+def test_a_parser_accepts_or_rejects_never_crashes(name, data):
+    run_one(name, data)
+
+
+def test_a_valid_envelope_is_accepted():
+    """The fuzz target is the real parser: good input passes it."""
+    assert run_one("envelope", VALID)
+    assert not run_one("envelope", VALID[:-1])
+
+
+FRAME_2000 = bytes((0xFF, 0x07, 0xD0, (0xFF + 0x07 + 0xD0) & 0xFF))
+
+
+@pytest.fixture(scope="module")
+def sensor_line():
+    """A sensor streaming 2000 mm frames, as a real one streams, for noise to land between."""
+    device = PtyDevice("ttyUSB-fuzz")
+    device.stream(0.02, lambda: FRAME_2000)
+    sensor = open_sensor("a02yyuw", device.path)
+    yield device, sensor
+    sensor.close()
+    device.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(noise=st.binary(min_size=1, max_size=64))
+def test_the_ultrasonic_driver_survives_any_bytes_and_still_reads(sensor_line, noise):
+    device, sensor = sensor_line
+    device.write(noise)
+    sample = sensor.read(timeout_s=0.05)  # whatever the noise made of it, a Sample
+    assert sample.ok or sample.error
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:  # the noise is behind it: good frames read again
+        sample = sensor.read(timeout_s=0.2)
+        if sample.ok:
+            break
+    assert sample.ok and sample.distance_mm == 2000, sample
