@@ -248,6 +248,11 @@ class ScenarioRun:
         }
         self.agent.config.write_text(yaml.safe_dump(config, sort_keys=False))
         self.agent.start()
+        # up once its outbox is open (its imports done, its signal handlers next): a stop sent
+        # before that would kill it half-started
+        deadline = time.monotonic() + 30
+        while not self.outbox.exists() and self.agent.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
         time.sleep(0.5)
         if not self.agent.alive():
             raise StepFailed(f"the agent exited at once:\n{self.processes.tail('agent')}")

@@ -3,7 +3,8 @@ and its link, MQTT or LoRaWAN (a RAK3172 through a packet forwarder to the city'
 
 Steps: ``level: 1.2`` (the water now) or ``level: {to_m: 3.2, over_s: 1800}`` (a rise or fall over
 scenario time); ``fault: {sensor: no_echo | spikes | stuck | unplug | replug | garbage | ok}``;
-``fault: {gateway: kill}`` (LoRaWAN: the gateway SIGKILLed and started again).
+``fault: {gateway: kill}`` (LoRaWAN: the gateway SIGKILLed and started again), ``{gateway: down}``
+and ``{gateway: up}`` (the modem loses its network: no ACK for its uplinks until it is back).
 
 Bench options (``bench:``): ``link`` (mqtt or lorawan), ``mount_height_m``, ``levels`` (the four
 warning levels, metres), ``observe_from_m``, ``interval_s``, ``flashy``, ``start_m``.
@@ -166,11 +167,13 @@ class RiverBench:
         part, what = next(iter(value.items()))
         if part == "sensor":
             return self._sensor_fault(what)
-        if part == "gateway" and what == "kill":
+        if part == "gateway" and what in ("kill", "down", "up"):
             if self.gauge is None:
                 return Skip("this gauge sends over MQTT: it has no LoRaWAN gateway")
-            self.setup.processes.kill("gateway")
-            self.setup.processes.restart("gateway")
+            if what in ("kill", "down"):  # down: the modem hears no network until "up"
+                self.setup.processes.kill("gateway")
+            if what in ("kill", "up"):
+                self.setup.processes.restart("gateway")
             return None
         raise ValueError(f"unknown river fault {value!r}")
 
