@@ -19,14 +19,14 @@ import yaml
 from edge.protocol.envelope import utc_timestamp
 from edge.protocol.river import WARNING_KEYS
 from edge.runtime.clock import Clock
-from gateway.store.launch import RunningStore, start_store
+from gateway.store.launch import RunningStore
 from sim.broker import Mosquitto, free_port
 from sim.city.diskfull import SmallDisk
 from sim.city.netns import Partitionable
 from sim.devices.camera import demo_camera
 from sim.devices.packet_forwarder import PacketForwarderSim
 from sim.devices.river_gauge import GaugeSite, SimulatedLoraGauge
-from sim.hil.city import CITY_USER, GATEWAY, city_acl
+from sim.hil.city import GATEWAY, CitySide
 from sim.lorawan_gateway import wait_for_udp_gateway, write_gateway_config
 from sim.processes import Processes
 from sim.scenarios import BaseFlow, FlashFlood, ScenarioSensor
@@ -66,22 +66,20 @@ class City:
     def __post_init__(self) -> None:
         self.clock = Clock(self.speed, epoch=self.epoch)
         self.processes = Processes(self.workdir / "logs")
-        names = self._names()
-        self.lora_names = names["lora"]
-        self.passwords = {
-            u: secrets.token_urlsafe(12)
-            for u in [*names["mqtt"], *names["camera"], GATEWAY, CITY_USER]
-        }
+        self.lora_names = self._names()["lora"]
         self.partitions: list[Partitionable] = []
         if self.chaos:  # the first MQTT gauge lives behind a link the chaos can cut
             self.partitions.append(Partitionable(0))
-        self.broker = Mosquitto(
-            workdir=self.workdir / "broker",
-            users=self.passwords,
-            acl=city_acl(self.lora_names),
-            extra_hosts=tuple(p.host_address for p in self.partitions),
-        )
-        self.store: RunningStore | None = None
+        self.side: CitySide | None = None
+
+    @property
+    def broker(self) -> Mosquitto:
+        assert self.side is not None
+        return self.side.broker
+
+    @property
+    def store(self) -> RunningStore | None:
+        return self.side.store if self.side is not None else None
 
     def _names(self) -> dict[str, list[str]]:
         s = self.size
@@ -93,44 +91,45 @@ class City:
 
     # -- the city's parts -----------------------------------------------------------------------
     def start(self) -> None:
-        self.broker.start()
-        self.processes.adopt("broker", self.broker.proc, self.broker.log_path)
-        self.start_store()
-        self._start_lora()
         names = self._names()
+        self.side = CitySide(
+            self.workdir / "city",
+            [*names["mqtt"], *names["camera"]],
+            self.speed,
+            self.lora_names,
+            extra_hosts=tuple(p.host_address for p in self.partitions),
+            clock_epoch=utc_timestamp(self.epoch),
+        )
+        self.processes.adopt("broker", self.broker.proc, self.broker.log_path)
+        self._adopt_store()
+        self._start_lora()
         for i, name in enumerate(names["mqtt"]):
             self._start_mqtt_gauge(i, name)
         for i, name in enumerate(names["camera"]):
             self._start_camera(i, name)
 
     def start_store(self) -> None:
-        self.store = start_store(
-            self.workdir / "store",
-            self.broker.host,
-            self.broker.port,
-            CITY_USER,
-            self.passwords[CITY_USER],
-            clock_speed=self.speed,
-            clock_epoch=utc_timestamp(self.epoch),
-        )
-        self.processes.adopt("store", self.store.process, self.store.workdir / "store.log")
+        assert self.side is not None
+        self.side.start_store()
+        self._adopt_store()
 
-    def mqtt_section(self, user: str, host: str | None = None, port: int | None = None) -> dict:
-        secret = self.workdir / "secrets" / f"{user}.mqtt"
-        secret.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        secret.write_text(self.passwords[user])
-        secret.chmod(0o600)
-        return {
-            "host": host or self.broker.host,
-            "port": port or self.broker.port,
-            "username": user,
-            "password_file": str(secret),
-            "reconnect_min_s": 0.5,
-            "reconnect_max_s": 4.0,
-            "keepalive_s": 10,
-            "status_interval_s": 60.0,
-            "confirm_timeout_s": 10.0,
-        }
+    def _adopt_store(self) -> None:
+        store = self.store
+        assert store is not None
+        self.processes.adopt("store", store.process, store.workdir / "store.log")
+
+    def mqtt_section(self, user: str, **where: Any) -> dict[str, Any]:
+        """A field device's settings: keepalive short enough to notice a cut network soon."""
+        assert self.side is not None
+        return self.side.mqtt_section(
+            user,
+            reconnect_min_s=0.5,
+            reconnect_max_s=4.0,
+            keepalive_s=10,
+            status_interval_s=60.0,
+            confirm_timeout_s=10.0,
+            **where,
+        )
 
     def _host_keys(self, name: str, kind: str) -> dict[str, Any]:
         return {
@@ -163,11 +162,8 @@ class City:
         if self.chaos and i == 1:  # the second lives on a disk the chaos can fill
             disk = SmallDisk(self.workdir / "disks" / name)
             outbox = disk.path / "outbox.db"
-        mqtt = (
-            self.mqtt_section(name, netns.host_address, self.broker.extra_port)
-            if netns
-            else self.mqtt_section(name)
-        )
+        where = {"host": netns.host_address, "port": self.broker.extra_port} if netns else {}
+        mqtt = self.mqtt_section(name, **where)
         config = {
             **self._host_keys(name, "river"),
             "agent": "river",
@@ -267,12 +263,11 @@ class City:
         return codes
 
     def close(self) -> None:
-        if self.store is not None:
-            self.processes.sample()
-            self.store.stop()
+        self.processes.sample()
+        if self.side is not None:
+            self.side.close()
         for part in self.hardware:
             part.close()
-        self.broker.close()
         for device in self.devices:
             if device.disk is not None:
                 device.disk.close()

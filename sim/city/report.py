@@ -126,7 +126,8 @@ def format_report(reports: list[DeviceReport], processes: Processes, wall_s: flo
         lat = [x for r in group for x in r.latencies_s]
         lines.append(
             f"{kind}/{link}: {len(group)} devices, sent {sum(r.sent for r in group)}, "
-            f"received {sum(r.received for r in group)}, lost {sum(r.lost for r in group)}, "
+            f"received {sum(r.received for r in group)}, held {sum(r.held for r in group)}, "
+            f"lost {sum(r.lost for r in group)}, "
             f"stored twice {sum(r.stored_twice for r in group)}, latency p50 "
             f"{percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms"
         )

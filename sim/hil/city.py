@@ -47,12 +47,22 @@ class CitySide:
         users: list[str],
         clock_speed: float,
         gateway_devices: list[str] = (),  # type: ignore[assignment]
+        *,
+        extra_hosts: tuple[str, ...] = (),
+        clock_epoch: str | None = None,
     ) -> None:
+        """``gateway_devices``: LoRaWAN devices whose acknowledgements the gateway reads;
+        ``extra_hosts``: more broker listeners (a simulated network's ends); ``clock_epoch``: the
+        simulated city's shared epoch, for the store."""
         self.workdir = workdir
         self.clock_speed = clock_speed
+        self.clock_epoch = clock_epoch
         self.passwords = {u: secrets.token_urlsafe(12) for u in [*users, GATEWAY, CITY_USER]}
         self.broker = Mosquitto(
-            workdir=workdir / "broker", users=self.passwords, acl=city_acl(gateway_devices)
+            workdir=workdir / "broker",
+            users=self.passwords,
+            acl=city_acl(gateway_devices),
+            extra_hosts=extra_hosts,
         ).start()
         self.store: RunningStore | None = None
         self.arrivals: list[Arrival] = []
@@ -80,6 +90,7 @@ class CitySide:
             CITY_USER,
             self.passwords[CITY_USER],
             clock_speed=self.clock_speed,
+            clock_epoch=self.clock_epoch,
         )
 
     def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -101,8 +112,9 @@ class CitySide:
         with self._lock:
             return len(self.arrivals)
 
-    def mqtt_section(self, user: str) -> dict[str, Any]:
-        """The ``mqtt:`` section of a device's (or the gateway's) config, secret in a 0600 file."""
+    def mqtt_section(self, user: str, **settings: Any) -> dict[str, Any]:
+        """The ``mqtt:`` section of a device's (or the gateway's) config, secret in a 0600 file;
+        ``settings`` add to or replace its keys (another ``host`` and ``port``...)."""
         secret = self.workdir / "secrets" / f"{user}.mqtt"
         secret.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         secret.write_text(self.passwords[user])
@@ -115,6 +127,7 @@ class CitySide:
             "reconnect_min_s": 0.2,
             "reconnect_max_s": 2.0,
             "confirm_timeout_s": 5.0,
+            **settings,
         }
 
     def stored_seqs(self, device: str) -> list[int]:

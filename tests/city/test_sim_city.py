@@ -43,4 +43,5 @@ def test_sim_city_under_chaos_loses_nothing(tmp_path):
     for line in out.splitlines():
         if line.startswith("river/") or line.startswith("camera/"):
             assert "lost 0," in line and "stored twice 0," in line, line
+            assert "held 0," in line, f"not everything reached the store by the end: {line}"
     assert "river/mqtt: 3 devices" in out and "river/lorawan: 2 devices" in out
