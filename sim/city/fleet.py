@@ -162,7 +162,7 @@ class City:
         if self.chaos and i == 1:  # the second lives on a disk the chaos can fill
             disk = SmallDisk(self.workdir / "disks" / name)
             outbox = disk.path / "outbox.db"
-        where = {"host": netns.host_address, "port": self.broker.extra_port} if netns else {}
+        where = {"host": netns.host_address, "port": self.side.extra_port} if netns else {}
         mqtt = self.mqtt_section(name, **where)
         config = {
             **self._host_keys(name, "river"),

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 
 from edge.protocol import Envelope, EnvelopeError, Topic, TopicError
 from gateway.store.launch import RunningStore, start_store
-from sim.broker import Mosquitto
+from sim.broker import Mosquitto, free_port
 
 ACL = Path(__file__).resolve().parents[2] / "configs" / "mosquitto" / "acl"
 CITY_USER = "city"
@@ -57,12 +57,14 @@ class CitySide:
         self.workdir = workdir
         self.clock_speed = clock_speed
         self.clock_epoch = clock_epoch
+        self.extra_port = free_port() if extra_hosts else None
         self.passwords = {u: secrets.token_urlsafe(12) for u in [*users, GATEWAY, CITY_USER]}
         self.broker = Mosquitto(
             workdir=workdir / "broker",
             users=self.passwords,
             acl=city_acl(gateway_devices),
-            extra_hosts=extra_hosts,
+            # a listener on each extra address, on one more port, the same settings otherwise
+            settings=tuple(f"listener {self.extra_port} {host}" for host in extra_hosts),
         ).start()
         self.store: RunningStore | None = None
         self.arrivals: list[Arrival] = []
