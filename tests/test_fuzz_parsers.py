@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge.drivers.ultrasonic import open_sensor
@@ -71,3 +71,52 @@ def test_the_ultrasonic_driver_survives_any_bytes_and_still_reads(sensor_line, n
         if sample.ok:
             break
     assert sample.ok and sample.distance_mm == 2000, sample
+
+
+class FuzzedModem(PtyDevice):
+    """A RAK3172 that answers OK to every command and, after a send, puts ``noise`` event lines
+    on the wire before the confirmation: what a modem's firmware or a noisy line might say."""
+
+    noise: list[bytes] = []
+
+    def on_line(self, line: bytes) -> bytes | None:
+        if line.startswith(b"AT+SEND"):
+            events = b"".join(b"+EVT:" + n + b"\r\n" for n in self.noise)
+            return b"OK\r\n" + events + b"+EVT:SEND_CONFIRMED_OK\r\n"
+        return b"OK\r\n"
+
+
+@pytest.fixture(scope="module")
+def modem_line():
+    from edge.drivers.lorawan import ModemConfig
+    from edge.drivers.lorawan.rak3172 import Rak3172
+
+    device = FuzzedModem("ttyAT-fuzz")
+    modem = Rak3172(ModemConfig(port=device.path, command_timeout_s=1.0, send_timeout_s=2.0))
+    yield device, modem
+    modem.close()
+    device.close()
+
+
+event_text = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    noise=st.lists(
+        event_text | st.builds(lambda t: b"RX_1:" + t, event_text) | st.just(b"UNICAST"),
+        max_size=4,
+    )
+)
+@example(noise=[b"RX_1:-70:8:UNICAST:-5:AB", b"RX_1:-70:8:UNICAST:300:AB"])  # no such fPort
+def test_the_at_modem_driver_reads_any_event_lines_without_crashing(modem_line, noise):
+    """Unknown, garbled and half-valid downlink events are skipped or read, the uplink's own
+    confirmation still counts, and every downlink read is a well-formed one."""
+    device, modem = modem_line
+    device.noise = noise
+    modem.downlinks.clear()
+    modem.send(1, b"\x01\x02", confirmed=True)  # raises ModemError on failure, never else
+    for downlink in modem.downlinks:
+        assert 1 <= downlink.port <= 223 and isinstance(downlink.payload, bytes)
