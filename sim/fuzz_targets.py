@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edge.drivers.gnss import NmeaParser
 from edge.protocol import Ack, Envelope, Status, Topic
 from edge.protocol.codecs import CodecError, codec
 from gateway.lorawan.frames import FrameError, parse_frame
@@ -16,6 +17,12 @@ RIVER = codec("river-v1")
 
 def _river_uplink(data: bytes) -> object:
     return RIVER.decode(1 + data[0] % 3, data[1:]) if data else None
+
+
+def _nmea(data: bytes) -> object:
+    """A GNSS receiver's byte stream: the parser counts bad sentences and never raises."""
+    parser = NmeaParser()
+    return parser.feed(data), parser.flush()
 
 
 def _topic(data: bytes) -> object:
@@ -31,6 +38,7 @@ TARGETS: dict[str, tuple[Callable[[bytes], object], tuple[type[BaseException], .
     "semtech_udp": (parse_datagram, (UdpError,)),
     "phypayload": (parse_frame, (FrameError,)),
     "river_lora_payload": (_river_uplink, (CodecError,)),
+    "nmea": (_nmea, ()),
 }
 
 

@@ -120,3 +120,57 @@ def test_the_at_modem_driver_reads_any_event_lines_without_crashing(modem_line, 
     modem.send(1, b"\x01\x02", confirmed=True)  # raises ModemError on failure, never else
     for downlink in modem.downlinks:
         assert 1 <= downlink.port <= 223 and isinstance(downlink.payload, bytes)
+
+
+def test_nmea_fuzz_target_reads_a_real_fix():
+    """The NMEA target is the bus's and the tracker's real parser: a good RMC+GGA epoch is a fix."""
+    from edge.drivers.gnss import NmeaParser
+
+    def sentence(body: str) -> bytes:
+        checksum = 0
+        for ch in body.encode():
+            checksum ^= ch
+        return f"${body}*{checksum:02X}\r\n".encode()
+
+    parser = NmeaParser()
+    fixes = parser.feed(
+        sentence("GPRMC,081836,A,3751.65,S,14507.36,E,000.0,360.0,130998,011.3,E")
+        + sentence("GPGGA,081836,3751.65,S,14507.36,E,1,05,1.5,280.2,M,-34.0,M,,")
+        + sentence("GPRMC,081837,A,3751.65,S,14507.36,E,000.0,360.0,130998,011.3,E")
+    )
+    fix = (fixes or [parser.flush()])[0]
+    assert fix is not None and abs(fix.lat + 37.8608) < 0.001 and abs(fix.lon - 145.1227) < 0.001
+
+
+@pytest.fixture(scope="module")
+def card_line():
+    from edge.drivers.rdm6300 import RDM6300, frame
+
+    device = PtyDevice("ttyRFID-fuzz")
+    reader = RDM6300(device.path, hold_gap_s=0.0)
+    reader.tap(timeout_s=0.3)  # the port opens on the first read: what comes before is not heard
+    device.write(frame(b"\x01\x02\x03\x04\x05"))
+    assert reader.tap(timeout_s=2) is not None
+    yield device, reader
+    reader.close()
+    device.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(noise=st.binary(min_size=1, max_size=40), uid=st.binary(min_size=5, max_size=5))
+def test_the_rdm6300_driver_survives_any_bytes_and_reads_the_next_tap(card_line, noise, uid):
+    from edge.drivers.rdm6300 import frame
+
+    device, reader = card_line
+    device.write(noise)
+    time.sleep(0.12)  # longer than the module's gap between frames: the noise stands alone
+    device.write(frame(uid))
+    deadline = time.monotonic() + 2
+    card = None
+    while card is None and time.monotonic() < deadline:
+        card = reader.tap(timeout_s=0.2)
+        if card is not None and card.uid != uid:  # a tag id the noise happened to spell
+            card = None
+    assert card is not None and card.uid == uid
