@@ -216,9 +216,8 @@ class ScenarioRun:
         handler = getattr(self, f"_do_{action}", None)
         if handler is not None:
             return handler(step.value)
-        outcome = self.bench.act(action, step.value)
-        self.mark = self.city.mark()
-        return self._outcome(outcome)
+        self.mark = self.city.mark()  # before acting: what it causes may arrive at once
+        return self._outcome(self.bench.act(action, step.value))
 
     def _outcome(self, outcome: Prompt | Skip | None) -> tuple[Result, str]:
         if outcome is None:
@@ -276,6 +275,7 @@ class ScenarioRun:
     def _do_fault(self, value: Any) -> tuple[Result, str]:
         part, what = next(iter(value.items())) if isinstance(value, dict) else (value, "")
         broker = self.city.broker
+        self.mark = self.city.mark()
         if part == "broker" and what in ("restart", "crash"):
             if what == "crash":
                 broker.kill()
@@ -295,10 +295,7 @@ class ScenarioRun:
                 return "skipped", why
             self.agent.start()
         else:
-            outcome = self.bench.act("fault", value)
-            self.mark = self.city.mark()
-            return self._outcome(outcome)
-        self.mark = self.city.mark()
+            return self._outcome(self.bench.act("fault", value))
         return "passed", ""
 
     def _matching(self, spec: dict[str, Any]) -> Callable[[Arrival], bool]:

@@ -24,6 +24,7 @@ Target = Literal["sim", "real"]
 KINDS = {
     "river": "sim.hil.kinds.river",
     "camera": "sim.hil.kinds.camera",
+    "bus": "sim.hil.kinds.bus",
 }
 
 
