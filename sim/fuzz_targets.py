@@ -5,12 +5,14 @@ property-based tests and by ``bench/fuzz.py`` (atheris when it is installed)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 from edge.drivers.gnss import NmeaParser
 from edge.protocol import Ack, Envelope, Status, Topic
 from edge.protocol.codecs import CodecError, codec
 from gateway.lorawan.frames import FrameError, parse_frame
 from gateway.lorawan.semtech_udp import UdpError, parse_datagram
+from gateway.services.phones import basic_auth, from_osmand, from_owntracks
 
 RIVER = codec("river-v1")
 
@@ -23,6 +25,20 @@ def _nmea(data: bytes) -> object:
     """A GNSS receiver's byte stream: the parser counts bad sentences and never raises."""
     parser = NmeaParser()
     return parser.feed(data), parser.flush()
+
+
+def _owntracks(data: bytes) -> object:
+    return from_owntracks("tracker-01", data)
+
+
+def _osmand(data: bytes) -> object:
+    """An OsmAnd request's query string, as the tracker service's HTTP intake receives it."""
+    return from_osmand(dict(parse_qsl(data.decode("utf-8", "replace"))))
+
+
+def _basic_auth(data: bytes) -> object:
+    """A phone's Authorization header: parsed or None, never an exception."""
+    return basic_auth(data.decode("utf-8", "replace"))
 
 
 def _topic(data: bytes) -> object:
@@ -39,6 +55,9 @@ TARGETS: dict[str, tuple[Callable[[bytes], object], tuple[type[BaseException], .
     "phypayload": (parse_frame, (FrameError,)),
     "river_lora_payload": (_river_uplink, (CodecError,)),
     "nmea": (_nmea, ()),
+    "owntracks": (_owntracks, (ValueError,)),
+    "osmand": (_osmand, (ValueError,)),
+    "basic_auth": (_basic_auth, ()),
 }
 
 
