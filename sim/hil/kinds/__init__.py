@@ -25,6 +25,7 @@ KINDS = {
     "river": "sim.hil.kinds.river",
     "camera": "sim.hil.kinds.camera",
     "bus": "sim.hil.kinds.bus",
+    "tracker": "sim.hil.kinds.tracker",
 }
 
 
