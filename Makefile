@@ -12,7 +12,7 @@ SHARED_LAYOUT_CHECK := ../shared/tools/check_layout.py
 FIWARE_VENV := .venv-fiware
 FILIP_VERSION := 0.8.1
 
-.PHONY: demo test lint format bench clean system-deps
+.PHONY: demo test lint format bench fuzz clean system-deps
 
 $(BIN)/machimori: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ format: $(BIN)/machimori
 
 bench: $(BIN)/machimori system-deps
 	for b in outbox gateway river store ngsi camera provision bus tracker routine; do $(BIN)/python bench/$$b.py || exit 1; done
+
+fuzz: $(BIN)/machimori
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	$(BIN)/python bench/fuzz.py --seconds 60
 
 clean:
 	rm -rf $(VENV) $(FIWARE_VENV) .pytest_cache .ruff_cache .hypothesis

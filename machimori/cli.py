@@ -32,6 +32,8 @@ COMMANDS = {
         "children's learned routines: the alerts a positions file would raise (replay)",
     ),
     "demo": ("sim.demo", "run the whole system in simulation on this machine"),
+    "hil": ("sim.hil.cli", "run a device's scenario against the simulators or a bench"),
+    "sim": ("sim.city.cli", "the whole city in simulation, with a report (and --chaos)"),
 }
 
 USAGE = """usage: machimori <command> [options]

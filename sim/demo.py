@@ -41,6 +41,7 @@ from sim.devices.cellular_modem import CellularModemSim
 from sim.devices.gnss_receiver import GnssReceiverSim
 from sim.devices.packet_forwarder import PacketForwarderSim
 from sim.devices.river_gauge import GaugeSite, SimulatedLoraGauge
+from sim.lorawan_gateway import wait_for_udp_gateway
 from sim.scenarios import BaseFlow, FlashFlood, River, ScenarioSensor, flood_through_all_levels
 from sim.transit.demo_bus import DEVICE as BUS
 from sim.transit.demo_bus import SPEED as BUS_SPEED
@@ -507,15 +508,6 @@ def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not answer") from None
             time.sleep(0.2)
-
-
-def wait_for_udp_gateway(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
-    """The gateway logs when its UDP socket is bound; the forwarder must not start before."""
-    deadline = time.monotonic() + timeout_s
-    while "listening for packet forwarders" not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the gateway did not start:\n{log.read_text()[-2000:]}")
-        time.sleep(0.1)
 
 
 def main(argv: list[str], prog: str = "machimori demo") -> int:

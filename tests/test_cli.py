@@ -21,7 +21,10 @@ def test_top_level_help_lists_commands():
         assert f"  {command} " in result.stdout
 
 
-@pytest.mark.parametrize("command", [["agent"], ["agent", "run"], ["agent", "check"], ["demo"]])
+@pytest.mark.parametrize(
+    "command",
+    [["agent"], ["agent", "run"], ["agent", "check"], ["demo"], ["hil", "run"], ["sim", "city"]],
+)
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0, result.stderr

@@ -14,12 +14,18 @@ from datetime import UTC, datetime, timedelta
 class Clock:
     """Wall clock that may run ``speed`` times faster than real time from the moment it starts."""
 
-    def __init__(self, speed: float = 1.0, start: datetime | None = None) -> None:
+    def __init__(
+        self, speed: float = 1.0, start: datetime | None = None, *, epoch: datetime | None = None
+    ) -> None:
+        """``epoch`` (simulation): the real instant the sped-up clock started, so that every
+        process of one simulated city given the same epoch tells the same time."""
         if speed <= 0:
             raise ValueError(f"clock speed must be > 0, got {speed}")
         self.speed = speed
-        self._origin_wall = start or datetime.now(UTC)
+        self._origin_wall = start or epoch or datetime.now(UTC)
         self._origin_mono = time.monotonic()
+        if epoch is not None:
+            self._origin_mono -= (datetime.now(UTC) - epoch).total_seconds()
 
     def monotonic(self) -> float:
         """Seconds on the (scaled) clock since some fixed point; for intervals."""

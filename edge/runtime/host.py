@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from edge.protocol import Envelope, EnvelopeError, Topic, utc_timestamp
+from edge.protocol.envelope import parse_timestamp
 from edge.protocol.topics import check_device_id
 from edge.runtime.clock import Clock
 from edge.runtime.config import ConfigError, build, load_yaml
@@ -66,6 +67,9 @@ class HostConfig:
     clock_speed: float = 1.0  # >1 only in simulation: the agent's schedule runs that much faster
     # simulation only: the moment the clock starts at (RFC 3339), e.g. a bus demo's timetable hour
     clock_start: str | None = None
+    # simulation only: the ISO 8601 UTC instant a sped-up clock counts from, shared by every
+    # process of a simulated city so their timestamps agree (None: from the agent's start)
+    clock_epoch: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     flush_timeout_s: float = 5.0  # on SIGTERM, how long queued messages get to leave
 
@@ -74,6 +78,8 @@ class HostConfig:
             raise ValueError("link: lorawan needs a lorawan section (modem, keys, codec)")
         if self.clock_start is not None:
             self.start_time()
+        if self.clock_epoch is not None:
+            parse_timestamp(self.clock_epoch, "clock_epoch")
 
     def start_time(self) -> datetime | None:
         if self.clock_start is None:
@@ -118,7 +124,8 @@ class AgentHost:
         self.config = config
         self.device = config.device.id
         self.kind = config.device.kind
-        self.clock = clock or Clock(config.clock_speed, config.start_time())
+        epoch = parse_timestamp(config.clock_epoch) if config.clock_epoch else None
+        self.clock = clock or Clock(config.clock_speed, config.start_time(), epoch=epoch)
         self.health = Health(self.clock)
         self.outbox = config.outbox.open(self.device)
         self.uplink: MqttUplink | LoraLink

@@ -66,7 +66,11 @@ INDEX = "CREATE INDEX IF NOT EXISTS message_device_seq ON message(device, seq)"
 
 
 class OutboxFull(RuntimeError):
-    """The outbox is full and its policy is ``refuse_new``."""
+    """The outbox is full and its policy is ``refuse_new``, or its disk is full."""
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 class OutboxMismatch(RuntimeError):
@@ -177,13 +181,25 @@ class Outbox:
         except OutboxFull:
             self._db.execute("RELEASE outbox" if nested else "COMMIT")
             raise
-        except BaseException:
+        except BaseException as exc:
+            self._undo(nested, saved)
+            if _disk_full(exc):
+                raise OutboxFull(f"the outbox's disk is full: {exc}; not stored") from exc
+            raise
+        try:
+            self._db.execute("RELEASE outbox" if nested else "COMMIT")
+        except sqlite3.OperationalError as exc:  # the disk filled up under the commit
+            self._undo(nested, saved)
+            raise OutboxFull(f"the outbox's disk is full: {exc}; not stored") from exc
+
+    def _undo(self, nested: bool, saved: tuple[int, int, int, dict[str, int]]) -> None:
+        """Roll the transaction back (SQLite may have done so itself when the disk filled) and
+        the cached counters with it: nothing of it was stored, no seq consumed."""
+        if self._db.in_transaction:
             self._db.execute("ROLLBACK TO outbox" if nested else "ROLLBACK")
             if nested:
                 self._db.execute("RELEASE outbox")
-            self._depth, self._bytes, self._next_seq, self._counts = saved
-            raise
-        self._db.execute("RELEASE outbox" if nested else "COMMIT")
+        self._depth, self._bytes, self._next_seq, self._counts = saved
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -209,6 +209,7 @@ class StoreConfig:
     transit: TransitConfig | None = None  # the city's buses: GTFS-Realtime, ridership, cards
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     clock_speed: float = 1.0  # >1 only in simulation, to match the simulated field devices
+    clock_epoch: str | None = None  # simulation only: the devices' shared epoch (ISO 8601 UTC)
 
     @property
     def subscriptions_file(self) -> Path:

@@ -63,6 +63,7 @@ def start_store(
     password: str | None = None,
     *,
     clock_speed: float = 1.0,
+    clock_epoch: str | None = None,
     refresh_s: int = 10,
     sites_file: Path = SITES,
     http_port: int | None = None,
@@ -99,6 +100,7 @@ def start_store(
             "secure_cookie": False,  # plain HTTP on loopback
         },
         "clock_speed": clock_speed,
+        "clock_epoch": clock_epoch,
         "log_level": "info",
     }
     if transit is not None:

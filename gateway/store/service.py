@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.protocol.envelope import parse_timestamp
 from edge.runtime.clock import Clock
 from gateway.store.config import StoreConfig
 from gateway.store.db import open_store, redact
@@ -45,7 +46,8 @@ class StoreService:
     ) -> None:
         self.config = config
         self.config_path = config_path
-        self.clock = clock or Clock(config.clock_speed)
+        epoch = parse_timestamp(config.clock_epoch) if config.clock_epoch else None
+        self.clock = clock or Clock(config.clock_speed, epoch=epoch)
         self.store = open_store(config.database, config.sqlite_sync)
         self.images = ImageFiles(config.images_dir)
         self.ingest: Ingest | None = None

@@ -12,6 +12,7 @@ from edge.agents.river.reporting import ReportingPolicy
 from edge.drivers.ultrasonic import open_sensor
 from edge.protocol import Envelope, EnvelopeError
 from edge.runtime.host import AgentHost
+from edge.runtime.outbox import OutboxFull
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,16 @@ class RiverAgent:
             self._mode = decision.mode
             fields = {"mode": decision.mode, "every_s": decision.next_in_s}
             log.info("reporting mode", extra={"fields": fields})
-        for event in decision.events:
-            self.host.publish("event", "level_crossing", event, at)
-            log.info("level crossing", extra={"fields": event})
-        if decision.send_reading:
-            self.host.publish("telemetry", "level", reading.data(), at)
+        try:
+            for event in decision.events:
+                self.host.publish("event", "level_crossing", event, at)
+                log.info("level crossing", extra={"fields": event})
+            if decision.send_reading:
+                self.host.publish("telemetry", "level", reading.data(), at)
+        except OutboxFull as exc:  # refused, or the disk is full: counted, and the gauge goes on
+            self.host.health.count("outbox_refused")
+            self.host.health.error(str(exc))
+            log.warning("reading not stored", extra={"fields": {"error": str(exc)}})
         return decision.next_in_s
 
     def run(self, stop: threading.Event) -> None:

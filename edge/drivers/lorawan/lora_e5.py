@@ -149,5 +149,8 @@ class LoraE5:
             except ValueError:
                 log.warning("unreadable downlink", extra={"fields": {"line": line[:60]}})
                 continue
-            if int(match.group(1)) and data:
-                self.downlinks.append(Downlink(int(match.group(1)), data, rssi, snr))
+            port = int(match.group(1))
+            if port > 223:  # LoRaWAN 1.0.4 §4.3.2: application FPorts are 1..223
+                log.warning("downlink on no FPort", extra={"fields": {"line": line[:60]}})
+            elif port and data:
+                self.downlinks.append(Downlink(port, data, rssi, snr))

@@ -193,6 +193,8 @@ class Rak3172:
                 return None
             if int(port) == 0 or not data:
                 return None
+            if not 1 <= int(port) <= 223:  # LoRaWAN 1.0.4 §4.3.2: application FPorts
+                raise ValueError(f"FPort {port}")
             return Downlink(int(port), bytes.fromhex(data), rssi, snr)
         except ValueError:
             log.warning("unreadable downlink event", extra={"fields": {"line": body[:60]}})
