@@ -5,14 +5,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_DEPS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients initdb:postgresql chromium:chromium
+DEBIAN_DEPS := mosquitto:mosquitto mosquitto_sub:mosquitto-clients initdb:postgresql chromium:chromium ip:iproute2
 SHARED_LAYOUT_CHECK := ../shared/tools/check_layout.py
 # FIWARE's own Python client, which the NGSI tests run against the store. It pins paho-mqtt and
 # pydantic versions the store does not use, so it lives in a virtual environment of its own.
 FIWARE_VENV := .venv-fiware
 FILIP_VERSION := 0.8.1
 
-.PHONY: demo test lint format bench fuzz clean system-deps
+.PHONY: demo test test-slow lint format bench fuzz clean system-deps
 
 $(BIN)/machimori: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ lint: $(BIN)/machimori
 	$(BIN)/ruff format --check .
 	@if [ -f $(SHARED_LAYOUT_CHECK) ]; then $(BIN)/python $(SHARED_LAYOUT_CHECK); fi
 
+# `make test` leaves out the long scenarios (marked slow: a day of bus riders, children walking to
+# school, the whole city under chaos); `make test-slow` runs them, and CI runs both.
 test: $(BIN)/machimori $(FIWARE_VENV)/bin/filip-ok system-deps lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m 'not slow'
+
+test-slow: $(BIN)/machimori $(FIWARE_VENV)/bin/filip-ok system-deps
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m slow
 
 format: $(BIN)/machimori
 	$(BIN)/ruff format .
