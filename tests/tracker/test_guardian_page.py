@@ -128,7 +128,11 @@ def test_health_counts_without_personal_data(service):
 
 def test_school_staff_see_arrivals_not_positions(service, tab):
     login(tab, service.url, "kyoto01", "staff-password-1", role="staff")
-    tab.wait_for("location.pathname === '/school'")
+    # the new page's body, not the old one's (a loaded machine can be read between the two)
+    tab.wait_for(
+        "location.pathname === '/school' && document.readyState === 'complete' && "
+        "document.body !== null && document.body.innerText.includes('hana')"
+    )
     text = tab.evaluate("document.body.innerText")
     assert "hana" in text and "ken" in text and "登校" in text
     assert f"{SCHOOL[0]:.3f}" not in text
