@@ -52,6 +52,8 @@ def describe(envelope: Envelope) -> str:
         outcome = "delivered" if envelope.type == "cmd_delivered" else "FAILED"
         tries = data.get("attempts")
         return f"{data.get('device')}: {data.get('command')} {outcome} after {tries} tries"
+    if envelope.type == "position" and "route_id" in data:  # a bus: public, as in GTFS-RT
+        return f"route {data.get('route_id')} stop {data.get('stop_id')} {data.get('status')}"
     if envelope.type == "position":  # never the coordinates: a child's position is not printed
         accuracy = f", ±{data['acc']:g} m" if data.get("acc") is not None else ""
         return f"position ({data.get('why')}{accuracy}, {data.get('src')})"
