@@ -170,9 +170,10 @@ def finish(image: np.ndarray, rng: np.random.Generator, w: Weather) -> np.ndarra
     if w.flash:
         img = img * (1 - 0.5 * w.flash) + 230 * w.flash
     img = cv2.GaussianBlur(img, (3, 3), 0.6)
-    noise = np.empty((h, wd), np.float32)
-    cv2.randn(noise, 0, 5.0 if w.ir else 2.5)
-    img += noise[..., None]
+    # the frame's own generator, never OpenCV's process-wide one: a scene renders the same frames
+    # whatever ran before it in the process
+    noise = rng.standard_normal((h, wd), dtype=np.float32)
+    img += noise[..., None] * (5.0 if w.ir else 2.5)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

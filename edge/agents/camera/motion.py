@@ -128,6 +128,10 @@ class MotionGate:
         moving = cv2.threshold(diff, cfg.threshold * boost, 1, cv2.THRESH_BINARY)[1]
         if self.config.roi:
             moving &= self._roi
+        # learning goes by every pixel that differs, before noise and swaying are cleared from
+        # what counts as motion: a speck of fur the opening removes must not seep into the
+        # background at the fast rate and stay behind as a ghost when the animal has gone
+        still = cv2.compare(moving, 0, cv2.CMP_EQ)
         self._flickering(moving, dt)
         moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, OPEN)
         changed = cv2.countNonZero(moving) / max(1, cv2.countNonZero(self._roi))
@@ -136,10 +140,9 @@ class MotionGate:
         self._tiles_before = tiles
         if sudden:
             return self._recalibrate(small, t)
-        # still pixels follow the scene; moving ones (an animal) are learned only very slowly
-        still = cv2.compare(moving, 0, cv2.CMP_EQ)
+        # still pixels follow the scene; changed ones (an animal) are learned only very slowly
         cv2.accumulateWeighted(small, self._bg, 1 - math.exp(-dt / cfg.background_s), still)
-        cv2.accumulateWeighted(small, self._bg, 1 - math.exp(-dt / cfg.absorb_s), moving)
+        cv2.accumulateWeighted(small, self._bg, 1 - math.exp(-dt / cfg.absorb_s), ~still)
         if t < self._settle_until:
             return Motion([], changed, False, False)
         boxes = self._regions(moving, w / small.shape[1], boost) if changed else []
