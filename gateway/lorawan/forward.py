@@ -79,22 +79,21 @@ class Forwarder:
         self.store = store
         self.stats = stats
         self.clock = clock
-        self._last_seq: dict[str, int | None] = {}
 
     def forward(self, uplink: Uplink) -> int | None:
-        """Queue the envelope and return its seq, for the caller to persist with its own state
-        (after the message, so a crash in between repeats a message rather than losing it).
-        None when nothing was queued: the payload did not decode (an error event is queued
-        instead), or it repeats a reading already forwarded."""
+        """Queue the envelope, then record its seq in the state file: after the message, so a
+        crash in between repeats a message rather than losing it. Inside the network server's
+        batch both writes belong to the batch's transactions, and a batch rolled back forgets
+        both (no seq is remembered here in memory, which a rollback would leave ahead of the
+        disk). Returns the seq; None when nothing was queued: the payload did not decode (an
+        error event is queued instead), or it repeats a reading already forwarded."""
         device = uplink.device
         try:
             message = device.payload_codec.decode(uplink.fport, uplink.payload)
         except CodecError as exc:
             self._decode_error(uplink, exc.reason)
             return None
-        if device.id not in self._last_seq:
-            self._last_seq[device.id] = self.store.last_seq(device.id)
-        last = self._last_seq[device.id]
+        last = self.store.last_seq(device.id)
         seq = widen_seq(last, message.seq_low)
         if last is not None and seq <= last:
             # A new frame with an old seq: the device resent a reading whose ACK it missed.
@@ -114,7 +113,7 @@ class Forwarder:
             self.stats.reject("forward.outbox_full")
             log.warning("outbox full, uplink refused", extra={"fields": {"device": device.id}})
             return None
-        self._last_seq[device.id] = seq if last is None else max(last, seq)
+        self.store.save_seq(device.id, seq)
         self.stats.count("forwarded")
         return seq
 

@@ -142,9 +142,9 @@ def _nearest_fcnt(last: int | None, received: int) -> int | None:
 
 
 class NetworkServer:
-    """Runs on the event loop; ``forward`` is given each accepted application payload and
-    returns the envelope seq it queued (or None); ``report`` each command delivered or given up.
-    Both write to the batch ``output_batch`` opens."""
+    """Runs on the event loop; ``forward`` is given each accepted application payload (and
+    queues it, with its seq, in the batch's transactions); ``report`` each command delivered or
+    given up. Both write to the batch ``output_batch`` opens."""
 
     def __init__(
         self,
@@ -152,7 +152,7 @@ class NetworkServer:
         store: SessionStore,
         settings: NetworkSettings,
         stats: Stats,
-        forward: Callable[[Uplink], int | None],
+        forward: Callable[[Uplink], object],
         report: CommandReport,
         clock: Clock,
     ) -> None:
@@ -172,10 +172,10 @@ class NetworkServer:
         self._rng = random.Random()
         # What a batch changed, written and then sent once its transaction commits:
         self._dirty: dict[str, Session] = {}
-        self._seqs: dict[str, int] = {}
         self._outgoing: list[Downlink] = []
         self._sessions: dict[str, Session] = {}
         self._by_addr: dict[int, list[Session]] = {}
+        self._stale = False  # the sessions in memory may be ahead of the state file
         self._load()
 
     # -- state ----------------------------------------------------------------------------------
@@ -229,23 +229,39 @@ class NetworkServer:
     # -- frames ---------------------------------------------------------------------------------
     def handle_batch(self, frames: list[Frame]) -> None:
         """Deduplicated frames whose windows closed together. Never raises: every outcome is
-        counted. Their state is committed in one transaction, and only then is anything sent."""
+        counted. Their state is committed in one transaction, and only then is anything sent.
+        If the transaction fails, the sessions are read again from the state file: the frame
+        counters in memory ran ahead of it, and a device sending the frame again must find it
+        new (forwarded and acknowledged), not a retransmission acknowledged without its data."""
         try:
+            if self._stale:
+                self._reload()
             with self.store.transaction(), self.output_batch():
                 for phy, receptions in frames:
                     self._handle(phy, receptions)
-                self.store.save_counters(self._dirty.values(), self._seqs)
+                self.store.save_counters(self._dirty.values())
         except Exception:  # the state file failed: what is not on disk must not be answered
             self.stats.reject("internal.store")
             log.exception("state file write failed")
             self._outgoing.clear()
+            self._stale = True
+            try:
+                self._reload()
+            except Exception:  # still failing: no frame is taken until the file reads again
+                log.exception("state file unreadable; sessions reloaded with the next frame")
         finally:
             self._dirty.clear()
-            self._seqs.clear()
         outgoing, self._outgoing = self._outgoing, []
         for downlink in outgoing:  # queued only where the transmitter had a route
             assert self.transmitter is not None
             self.transmitter.transmit(downlink)
+
+    def _reload(self) -> None:
+        """Forget the sessions in memory and take them from the state file again."""
+        self._sessions.clear()
+        self._by_addr.clear()
+        self._load()
+        self._stale = False
 
     def handle(self, phy: bytes, receptions: list[Reception]) -> None:
         """One deduplicated frame."""
@@ -343,11 +359,9 @@ class NetworkServer:
         commands = self._mac_commands(session, frame, fcnt)
         replies = self.mac.on_uplink(session.mac, commands, up, device.id)
         self.stats.device(device.id, session.mac.summary(up.dr))
-        seq = self._deliver(device, session, frame, fcnt, phy, receptions)
+        self._deliver(device, session, frame, fcnt, phy, receptions)
         session.fcnt_up = fcnt
         self._dirty[session.dev_eui] = session
-        if seq is not None:
-            self._seqs[device.id] = max(seq, self._seqs.get(device.id, seq))
         self.stats.count("uplinks")
         queued = self._settle(device, session, acked=frame.fctrl.ack)
         self._answer(
@@ -404,10 +418,10 @@ class NetworkServer:
         fcnt: int,
         phy: bytes,
         receptions: list[Reception],
-    ) -> int | None:
+    ) -> None:
         if frame.fport is None or not FIRST_APP_PORT <= frame.fport <= LAST_APP_PORT:
             self.stats.count("uplinks.no_application_payload")
-            return None
+            return
         rxpk = receptions[0].rxpk
         datr = str(rxpk.datr)
         radio = radio_metadata(
@@ -419,7 +433,7 @@ class NetworkServer:
             fcnt=fcnt,
         )
         payload = frame.decrypt(session.nwk_s_key, session.app_s_key, fcnt)
-        return self.forward(Uplink(device, frame.fport, payload, radio))
+        self.forward(Uplink(device, frame.fport, payload, radio))
 
     # -- downlinks ------------------------------------------------------------------------------
     def _route(self, receptions: list[Reception]) -> Reception | None:

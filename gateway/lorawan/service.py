@@ -194,10 +194,8 @@ class GatewayService:
             if not event.fport:  # an empty or MAC-only uplink: nothing to forward
                 self.stats.count("chirpstack.no_application_payload")
                 return
-            seq = self.forwarder.forward(Uplink(device, event.fport, event.data, event.radio))
+            self.forwarder.forward(Uplink(device, event.fport, event.data, event.radio))
             self.uplink.wake.set()
-            if seq is not None:
-                self.store.save_counters((), {device.id: seq})
             self.stats.count("chirpstack.uplinks")
         except ChirpStackError as exc:
             self.stats.reject(f"chirpstack.{exc.reason}")

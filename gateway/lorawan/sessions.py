@@ -184,18 +184,12 @@ class SessionStore:
         nonce = ("INSERT INTO dev_nonce VALUES (?, ?)", (session.dev_eui, dev_nonce))
         self._write(upsert, *([nonce] if dev_nonce is not None else []))
 
-    def save_counters(self, sessions: Iterable[Session], seqs: dict[str, int]) -> None:
-        """The frame counters and MAC state of ``sessions`` and the newest seq of devices (never
-        lowered)."""
+    def save_counters(self, sessions: Iterable[Session]) -> None:
+        """The frame counters and MAC state of ``sessions``."""
         with self.transaction():
             self._db.executemany(
                 "UPDATE session SET fcnt_up = ?, fcnt_down = ?, mac = ? WHERE dev_eui = ?",
                 [(s.fcnt_up, s.fcnt_down, s.mac.to_json(), s.dev_eui) for s in sessions],
-            )
-            self._db.executemany(
-                "INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
-                "SET last_seq = MAX(last_seq, excluded.last_seq)",
-                seqs.items(),
             )
 
     def forget(self, dev_eui: str) -> bool:
@@ -224,8 +218,21 @@ class SessionStore:
 
     # -- seq ------------------------------------------------------------------------------------
     def last_seq(self, device: str) -> int | None:
+        """The newest seq forwarded for ``device``, as committed (or written in the open batch)."""
         rows = self._rows("SELECT last_seq FROM device_seq WHERE device = ?", (device,))
         return rows[0][0] if rows else None
+
+    def save_seq(self, device: str, seq: int) -> None:
+        """Record ``seq`` as forwarded for ``device`` (never lowered), in the open batch
+        transaction if there is one: rolled back with it, so a frame whose batch failed is not
+        taken for a repeat when the device sends it again."""
+        self._write(
+            (
+                "INSERT INTO device_seq VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
+                "SET last_seq = MAX(last_seq, excluded.last_seq)",
+                (device, seq),
+            )
+        )
 
     # -- downlink queue -------------------------------------------------------------------------
     def enqueue(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 
 import pytest
 import yaml
 from gateway_rig import ABP_ADDR, GW2_EUI, GW_EUI, TMST, abp_device, level, otaa_device
 
+from edge.protocol import Envelope
 from edge.protocol.airtime import dr_time_on_air
+from edge.runtime.clock import Clock
+from edge.runtime.outbox import Outbox
+from gateway.lorawan.forward import Forwarder
 from gateway.lorawan.network import DevAddrSpace
 
 
@@ -316,3 +321,48 @@ def test_a_state_file_from_before_confirmed_commands_keeps_its_queue(tmp_path, n
     assert (device.command(sent), sent.confirmed) == (("set_interval", {"interval_s": 300}), True)
     n.hear(level(device, 1))
     assert n.reports == [("river-lora-02", "", None, True, 1)]
+
+
+@pytest.mark.parametrize("failing", ["state", "outbox"])
+def test_a_frame_whose_batch_failed_to_commit_is_forwarded_when_the_device_sends_it_again(
+    net, keys, tmp_path, failing
+):
+    """A batch rolled back (the state file or the outbox could not commit) must leave nothing
+    ahead of the disk: the device, which heard no ACK, sends the frame again and must find it
+    new (forwarded, then acknowledged), not a retransmission acknowledged without its reading."""
+    n = net()
+    outbox = Outbox(tmp_path / "outbox.db", "gw-test", sync="normal")
+    n.server.forward = Forwarder(outbox, n.store, n.stats, Clock()).forward
+    n.server.output_batch = outbox.batch
+    target = n.store if failing == "state" else outbox
+    name = "save_counters" if failing == "state" else "batch"
+    real = getattr(target, name)
+    broken = [True]
+
+    @contextmanager
+    def batch_failing_once():
+        with real():
+            yield
+            if broken and broken.pop():
+                raise sqlite3.OperationalError("disk I/O error")
+
+    def save_failing_once(sessions):
+        real(sessions)
+        if broken and broken.pop():
+            raise sqlite3.OperationalError("disk I/O error")
+
+    setattr(target, name, save_failing_once if failing == "state" else batch_failing_once)
+    device = abp_device(keys)
+    phy = level(device, 7, confirmed=True)
+    n.hear(phy)
+    assert n.radio.sent == [] and outbox.depth == 0, "nothing acknowledged, nothing kept"
+    assert n.rejected == {"internal.store": 1}
+    n.hear(phy)  # no ACK heard: the same frame again
+    assert outbox.depth == 1 and [e.seq for e in stored(outbox)] == [7]
+    assert device.downlink(n.radio.sent[0].first.data).ack
+    n.hear(level(device, 7, confirmed=True))  # the agent sends the reading again, a new frame
+    assert outbox.depth == 1 and n.rejected["forward.repeated_seq"] == 1
+
+
+def stored(outbox):
+    return [Envelope.from_json(m.payload) for m in outbox.pending()]
