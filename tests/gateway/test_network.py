@@ -333,7 +333,6 @@ def test_a_frame_whose_batch_failed_to_commit_is_forwarded_when_the_device_sends
     n = net()
     outbox = Outbox(tmp_path / "outbox.db", "gw-test", sync="normal")
     n.server.forward = Forwarder(outbox, n.store, n.stats, Clock()).forward
-    n.server.output_batch = outbox.batch
     target = n.store if failing == "state" else outbox
     name = "save_counters" if failing == "state" else "batch"
     real = getattr(target, name)
@@ -352,6 +351,7 @@ def test_a_frame_whose_batch_failed_to_commit_is_forwarded_when_the_device_sends
             raise sqlite3.OperationalError("disk I/O error")
 
     setattr(target, name, save_failing_once if failing == "state" else batch_failing_once)
+    n.server.output_batch = outbox.batch
     device = abp_device(keys)
     phy = level(device, 7, confirmed=True)
     n.hear(phy)
