@@ -21,11 +21,11 @@ class SmallDisk:
         self.filler = path / "filler"
 
     def fill(self) -> None:
-        """Write until the disk says no space is left."""
-        with open(self.filler, "wb") as out, contextlib.suppress(OSError):
+        """Write until the disk says no space is left (unbuffered: closing the file must not
+        try to write a last buffer to the full disk)."""
+        with open(self.filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
                 os.fsync(out.fileno())
 
     def free(self) -> None:

@@ -9,8 +9,11 @@ Timing: the gateway schedules a downlink by the concentrator's ``tmst`` (RX1 one
 uplink, five after a Join-Request); the simulated forwarder delivers it as soon as the PULL_RESP
 arrives, so a join or a confirmed uplink takes milliseconds, not seconds. A modem that hears
 nothing within ``rx_window_s`` (real seconds) reports what a real one reports after its RX2
-window: no Join-Accept, no acknowledgement. Several modems may share one forwarder: each offers
-every downlink to its own device, which rejects frames for another DevAddr or another AppKey.
+window: no Join-Accept, no acknowledgement. Like a real one, it hears only a downlink timed for
+its own frame's RX1 or RX2 (``tmst`` = that uplink's + the receive delay): a late answer to an
+earlier frame — a slow or killed gateway's — is not taken for this frame's acknowledgement.
+Several modems may share one forwarder: each offers every downlink to its own device, which
+rejects frames for another DevAddr or another AppKey.
 
 The radio follows the device's MAC layer: each frame goes on a channel the device holds (the two
 defaults until a CFList or NewChannelReq adds more) at the data rate it uses (``device.mac.dr``,
@@ -33,11 +36,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.lorawan.frames import FrameError
-from gateway.lorawan.region import datr_from_dr
+from gateway.lorawan.region import JOIN_ACCEPT_DELAY1_S, datr_from_dr
 from gateway.lorawan.registry import Registry
 from sim.devices.device_mac import DeviceMac
 from sim.devices.lorawan_device import Downlink, LoRaWANDevice
-from sim.devices.packet_forwarder import PacketForwarderSim, ReceivedDownlink
+from sim.devices.packet_forwarder import TMST_MODULUS, PacketForwarderSim, ReceivedDownlink
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -153,8 +156,9 @@ class ModemRadio:
         self._listening.set()
         try:
             self.uplinks += 1
+            windows: set[int] = set()  # the tmst of this frame's RX1 and RX2
             try:
-                self.forwarder.uplink(
+                rxpk = self.forwarder.uplink(
                     phy,
                     freq_hz=self.device.mac.frequency(self._rng, join=join),
                     datr=datr_from_dr(self.device.mac.dr),
@@ -162,6 +166,8 @@ class ModemRadio:
                     lsnr=self.snr,
                     wait_ack=False,
                 )
+                delay = JOIN_ACCEPT_DELAY1_S if join else self.device.mac.rx_delay_s
+                windows = {(rxpk.tmst + (delay + k) * 1_000_000) % TMST_MODULUS for k in (0, 1)}
             except OSError as exc:  # the server is down: the forwarder's datagram is lost
                 log.debug("forwarder could not push: %s", exc)
             deadline = time.monotonic() + self.rx_window_s
@@ -170,8 +176,8 @@ class ModemRadio:
                     received = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     return None
-                if deaf:
-                    continue  # on the air, not heard: the window stays open until it closes
+                if deaf or received.txpk.imme or received.txpk.tmst not in windows:
+                    continue  # not heard, or not in this frame's windows: they stay open
                 try:
                     return accept(received.txpk.data)
                 except (FrameError, ValueError, RuntimeError):

@@ -3,6 +3,8 @@ against the modem simulator transmitting through the real gateway."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from river_rig import Scripted, app_key_file, envelopes, level_payload
 
@@ -284,3 +286,22 @@ def test_a_hung_modem_times_out_and_a_reset_revives_it(rak):
     assert modem.join()
     modem.send(*level_payload(3), confirmed=True)
     assert "ATZ" in sim.received
+
+
+def test_a_late_answer_to_an_earlier_frame_does_not_acknowledge_the_next(lora_network):
+    """A gateway slower than the receive windows answers frame 1 while frame 2 listens, then
+    dies before frame 2 reaches it. A real radio hears only downlinks timed for its own frame's
+    RX1/RX2, so frame 2 is not acknowledged and its reading stays on the device (a simulator
+    that took the late answer lost that reading in the city's chaos run)."""
+    network = lora_network(["river-late"])
+    radio = network.radio("river-late", rx_window_s=1.0)
+    assert radio.join()
+    heard = radio.forwarder._callbacks[-1]
+    radio.forwarder._callbacks[-1] = lambda received: threading.Timer(
+        1.5, heard, args=(received,)
+    ).start()  # every downlink reaches the radio 1.5 s late: after its frame's window closed
+    acked, _ = radio.send(*level_payload(1), confirmed=True)
+    assert not acked, "frame 1's answer came after its window"
+    network.stop()  # the gateway dies: frame 2 reaches nobody
+    acked, _ = radio.send(*level_payload(2), confirmed=True)
+    assert not acked, "frame 1's late answer taken for frame 2's acknowledgement"
