@@ -147,7 +147,7 @@ class LoraNetwork:
         )
 
     def radio(self, name: str, **kwargs) -> ModemRadio:
-        return ModemRadio(self.keys[name], self.forwarder, **{"rx_window_s": 0.5, **kwargs})
+        return ModemRadio(self.keys[name], self.forwarder, **{"rx_window_s": 1.0, **kwargs})
 
     def command(self, name: str, type: str, data: dict) -> None:
         """The city sends a command to the device; the gateway queues it as a downlink."""

@@ -79,7 +79,7 @@ def flood_rig(tmp_path, broker, lora_network):
         clock,
         network.forwarder,
         tmp_path,
-        rx_window_s=0.3,
+        rx_window_s=1.0,  # a loaded machine answers a confirmed uplink in well under 1 s
         faults=FAULTS,
         air_c=lambda _t: AIR_C,
         spike_probability=0.1,
