@@ -27,6 +27,7 @@ from gateway.api.ngsi.entities import (
     select,
     sighting_entity,
     values_row,
+    vehicle_entity,
 )
 from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
 from gateway.api.ngsi.expression import Expression, check_pattern, expression, fits
@@ -54,11 +55,15 @@ JSON_OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def city_entities(ctx: Context) -> list[Entity]:
-    """Everything the city publishes, in a stable order: the river sites one by one, then the
-    wildlife sightings, newest first."""
+    """Everything the city publishes, in a stable order: the river sites one by one, the buses
+    in the GTFS-Realtime feed by id, then the wildlife sightings, newest first."""
     now_ms = ctx.now_ms()
     river = [e for now in sites_now(ctx.store, ctx.sites, now_ms) for e in river_entities(now)]
-    return river + [sighting_entity(s) for s in sightings(ctx)]
+    buses = []
+    if ctx.transit is not None:
+        feed = ctx.transit.realtime.vehicle_positions(ctx.transit.positions(ctx.store), now_ms)
+        buses = [vehicle_entity(item) for item in feed.entity]
+    return river + buses + [sighting_entity(s) for s in sightings(ctx)]
 
 
 def scoped_entities(ctx: Context, request: Request) -> list[Entity]:
