@@ -29,7 +29,7 @@ from gateway.api.ngsi.entities import (
     values_row,
     vehicle_entity,
 )
-from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
+from gateway.api.ngsi.errors import ERROR_SCHEMA, READ_ONLY, NgsiError, bad, not_found
 from gateway.api.ngsi.expression import Expression, check_pattern, expression, fits
 from gateway.api.ngsi.scope import visible
 from gateway.api.sightings import sightings
@@ -332,6 +332,14 @@ async def batch_query(
         names[key] = value or None
     page = Page(orderBy, limit, offset, options, names["attrs"], names["metadata"])
     return _answer(ctx, request, patterns, expression(**given), page)
+
+
+@router.post("/v2/op/update", status_code=405, responses={405: ERROR_SCHEMA})
+@router.post("/v2/op/notify", status_code=405, responses={405: ERROR_SCHEMA})
+def no_batch_writes() -> None:
+    """Not served: batch updates and notifications in. Entities here are read-only (their data
+    comes from the devices), so these answer 405 with an empty ``Allow``."""
+    raise NgsiError("MethodNotAllowed", READ_ONLY, {"Allow": ""})
 
 
 @router.get("/v2/registrations", responses={200: JSON_LIST})
