@@ -36,9 +36,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 class NgsiError(Exception):
     """A request NGSI v2 says to refuse; ``error`` is one of the specification's names."""
 
-    def __init__(
-        self, error: str, description: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, error: str, description: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
