@@ -7,6 +7,7 @@ filip 0.8.1 refuses any normalized attribute of type ``geo:json`` when it parses
 and keyValues reads show it.
 
 Usage: fiware_client.py BASE_URL read | subscribe NOTIFY_URL TOKEN | unsubscribe ID TOKEN
+       | mqtt BROKER_URL TOPIC TOKEN | pause ID TOKEN
 """
 
 from __future__ import annotations
@@ -122,6 +123,35 @@ def subscribe(url: str, notify: str, token: str) -> dict:
     }
 
 
+def mqtt(url: str, broker: str, topic: str, token: str) -> dict:
+    """An MQTT subscription on every gauge update, read back."""
+    cb = client(url, token)
+    made = cb.post_subscription(
+        Subscription(
+            description="every gauge reading, over MQTT",
+            subject={
+                "entities": [{"idPattern": ".*", "type": "FloodMonitoring"}],
+                "condition": {"attrs": ["currentLevel"], "alterationTypes": ["entityUpdate"]},
+            },
+            notification={
+                "mqtt": {"url": broker, "topic": topic, "qos": 1},
+                "attrs": ["currentLevel", "alterationType"],
+                "attrsFormat": "keyValues",
+            },
+        )
+    )
+    return {"id": made, "one": cb.get_subscription(made).model_dump(mode="json", exclude_none=True)}
+
+
+def pause(url: str, subscription_id: str, token: str) -> dict:
+    """filip's update: a PATCH of the whole subscription as read back, status inactive."""
+    cb = client(url, token)
+    cb.update_subscription(
+        cb.get_subscription(subscription_id).model_copy(update={"status": "inactive"})
+    )
+    return {"one": cb.get_subscription(subscription_id).model_dump(mode="json", exclude_none=True)}
+
+
 def unsubscribe(url: str, subscription_id: str, token: str) -> dict:
     cb = client(url, token)
     cb.delete_subscription(subscription_id)
@@ -130,5 +160,12 @@ def unsubscribe(url: str, subscription_id: str, token: str) -> dict:
 
 if __name__ == "__main__":
     base, command, *rest = sys.argv[1:]
-    action = {"read": read, "subscribe": subscribe, "unsubscribe": unsubscribe}[command]
+    actions = {
+        "read": read,
+        "subscribe": subscribe,
+        "unsubscribe": unsubscribe,
+        "mqtt": mqtt,
+        "pause": pause,
+    }
+    action = actions[command]
     print(json.dumps(action(base, *rest), ensure_ascii=False, default=str))

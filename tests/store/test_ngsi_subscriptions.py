@@ -19,7 +19,7 @@ import pytest
 from ngsi_receiver import Receiver
 from store_helpers import Running, start, store_config, wait_until
 from test_ngsi_vehicle import SAMPLE, Buses, position
-from test_store_ngsi_push import TOKEN, Levels, post, subscription
+from test_store_ngsi_push import TOKEN, Levels, fiware, post, subscription
 
 from edge.runtime.uplink import MqttConfig
 from gateway.api.ngsi.mqtt_notify import MqttSender, NotifyFailed
@@ -178,6 +178,43 @@ def test_an_mqtt_notification_goes_out_with_the_notifiers_own_account(acl_broker
         run.stop()
 
 
+def test_filip_subscribes_over_mqtt_and_pauses_with_a_patch(acl_broker, tmp_path):
+    """FIWARE's own client makes an MQTT subscription on every update, reads it back, and
+    pauses it with its update call (a PATCH of the whole subscription as read)."""
+    run = make_city(tmp_path, notifier_account(acl_broker, tmp_path))
+    levels = Levels(run)
+    url = f"mqtt://{acl_broker.host}:{acl_broker.port}"
+    heard = listen(acl_broker, "ngsi/#")
+    try:
+        levels("river-01", 1.0)
+        settled(run, FLOOD(1), "currentLevel", 1.0)
+        made = fiware(run.url + "ngsi", "mqtt", url, "ngsi/nagai/levels", TOKEN)
+        assert made["one"]["status"] == "active"
+        assert made["one"]["notification"]["mqtt"]["topic"] == "ngsi/nagai/levels"
+        assert made["one"]["subject"]["condition"]["alterationTypes"] == ["entityUpdate"]
+        levels("river-01", 1.0)  # the same level, a new reading: an update, not a change
+        message = json.loads(heard.get(timeout=10).payload)
+        assert message["subscriptionId"] == made["id"]
+        assert message["data"] == [
+            {
+                "id": FLOOD(1),
+                "type": "FloodMonitoring",
+                "currentLevel": 1.0,
+                "alterationType": "entityUpdate",
+            }
+        ]
+        paused = fiware(run.url + "ngsi", "pause", made["id"], TOKEN)["one"]
+        assert paused["status"] == "inactive"
+        assert paused["notification"]["timesSent"] == 1  # the PATCH kept the counters
+        levels("river-01", 1.2)
+        settled(run, FLOOD(1), "currentLevel", 1.2)
+        with pytest.raises(queue.Empty):
+            heard.get(timeout=1)
+    finally:
+        heard.client.loop_stop()  # type: ignore[attr-defined]
+        run.stop()
+
+
 def test_the_broker_holds_the_notifier_to_its_acl(acl_broker, tmp_path):
     """Least privilege is the broker's, not only ours: the notifier's account cannot publish a
     forged reading even if the store's own check were bypassed, and a wrong password is a
@@ -210,8 +247,12 @@ def test_a_subscriptions_own_mqtt_password_is_never_shown(gauges):
     run, _ = gauges
     target = {"url": "mqtt://127.0.0.1:9", "topic": "t/flood", "user": "u", "passwd": "s3cret"}
     sub_id = subscribe(run, subscription("x") | {"notification": {"mqtt": target}})
-    raw = json.dumps(call(run, "GET", sub_id)[1])
-    assert "s3cret" not in raw and '"passwd": "*****"' in raw
+    read = call(run, "GET", sub_id)[1]
+    assert "s3cret" not in json.dumps(read) and read["notification"]["mqtt"]["passwd"] == "*****"
+    # a client that sends the subscription back as read (filip's update does) keeps the password
+    assert call(run, "PATCH", sub_id, {"notification": read["notification"]})[0] == 204
+    stored = json.loads(run.service.config.subscriptions_file.read_text())
+    assert stored[0]["notification"]["mqtt"]["passwd"] == "s3cret"
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,14 @@ from gateway.api.ngsi.access import TokenFile, caller
 from gateway.api.ngsi.entities import Entity, attr_names, key_values, values_row
 from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
 from gateway.api.ngsi.expression import Expression, check_pattern, expression, fits
-from gateway.api.ngsi.mqtt_notify import MqttSender, NotifyFailed, own_broker, parse_target, shown
+from gateway.api.ngsi.mqtt_notify import (
+    HIDDEN,
+    MqttSender,
+    NotifyFailed,
+    own_broker,
+    parse_target,
+    shown,
+)
 from gateway.api.ngsi.scope import update_path
 from gateway.store.config import NgsiConfig
 from gateway.store.intake import iso_ms
@@ -637,6 +644,10 @@ async def update_subscription(ctx: Ctx, request: Request, sub_id: SubId) -> Resp
         raise bad("an object with the fields to change")
     sub = _find(request, ctx, sub_id)
     fresh = parse({k: sub[k] for k in EDITABLE} | body, ctx.config.ngsi)
+    kept = sub["notification"].get("mqtt", {})
+    given = fresh["notification"].get("mqtt", {})
+    if given.get("passwd") == HIDDEN and given.get("user") == kept.get("user"):
+        given["passwd"] = kept["passwd"]  # a subscription sent back as read: the same password
     _book(request).replace(sub_id, fresh)
     changed = sorted(body)
     log.info(
