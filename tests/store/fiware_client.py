@@ -96,6 +96,15 @@ def read(url: str) -> dict:
             )
         ),
         "registrations": len(cb.get_registration_list()),
+        "vehicles": [
+            v.model_dump(mode="json")
+            for v in cb.get_entity_list(
+                entity_types=["Vehicle"], q="serviceStatus==onRoute", response_format="keyValues"
+            )
+        ],
+        "vehicle": cb.get_entity(
+            "urn:ngsi-ld:Vehicle:bus-01", attrs=["speed", "heading", "trip_id"]
+        ).model_dump(mode="json"),
     }
 
 

@@ -23,8 +23,10 @@ from store_helpers import (
     store_config,
     wait_until,
 )
+from test_ngsi_vehicle import SAMPLE, Buses, position
 
 from edge.protocol import Envelope, Topic
+from gateway.store.config import TransitConfig
 from gateway.store.intake import Batch, classify
 
 FIWARE_PYTHON = ROOT / ".venv-fiware" / "bin" / "python"
@@ -92,9 +94,12 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
 
 
 def test_filip_reads_every_call_it_offers(tmp_path):
-    run = start(store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}"))
+    config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    config.transit = TransitConfig(gtfs=SAMPLE, stale_after_s=600)
+    run = start(config)
     try:
         seed_four_states(run.store)
+        Buses(run)("bus-01", **position("S04", "WD-03", speed_mps=5.0, bearing_deg=90.0))
         got = fiware(run.url + "ngsi", "read")
     finally:
         run.stop()
@@ -104,7 +109,7 @@ def test_filip_reads_every_call_it_offers(tmp_path):
     assert got["resources"]["entities_url"] == "/v2/entities"
     assert got["statistics"]["uptime_in_secs"] >= 0
     assert got["statistics"]["notifications"]["failed"] == 0
-    assert got["all"] == 12
+    assert got["all"] == 13  # four gauges as three entities each, and a bus
     assert got["types_filter"] == [f"urn:ngsi-ld:Device:river-0{n}" for n in (1, 2, 3, 4)]
     assert got["id_pattern"] == [
         "urn:ngsi-ld:WaterObserved:river-01",
@@ -133,12 +138,16 @@ def test_filip_reads_every_call_it_offers(tmp_path):
     assert got["attribute"]["value"] == "Caution"
     assert got["value_text"] == "Caution" and got["value_number"] == 1.9
     assert got["value_geo"]["type"] == "Point"
-    assert [t["type"] for t in got["types"]] == ["WaterObserved", "FloodMonitoring", "Device"]
+    types = [t["type"] for t in got["types"]]
+    assert types == ["WaterObserved", "FloodMonitoring", "Device", "Vehicle"]
     assert got["type"]["count"] == 4
     assert got["exists"] is True and got["missing"] is False
     assert got["other_tenant"] == 0
     assert got["batch_query"] == [flood(2), flood(4)]
     assert got["registrations"] == 0
+    assert [v["trip_id"] for v in got["vehicles"]] == ["WD-03"]
+    assert got["vehicles"][0]["vehicleType"] == "bus"
+    assert got["vehicle"]["speed"]["value"] == 18.0 and got["vehicle"]["heading"]["value"] == 90.0
 
 
 def test_filip_subscribes_and_a_level_crossing_is_notified(city):
