@@ -1,9 +1,11 @@
 """The NGSI v2 view's cost for a city of ``--sites`` river gauges (three entities each) with a
-week of 10-minute readings: latency of the calls a FIWARE platform makes, against the river
-page's own data call (``/api/v1/sites``, which reads the same sites) measured in the same run,
-and the CPU one notifier comparison costs (it runs every ``ngsi.poll_s``).
+week of 10-minute readings and ``--buses`` buses on the sample GTFS-JP feed: latency of the calls
+a FIWARE platform makes, against the river page's own data call (``/api/v1/sites``, which reads
+the same sites) measured in the same run; the buses as Vehicles against the GTFS-Realtime
+VehiclePositions feed they are made from; and the CPU one notifier comparison costs (it runs
+every ``ngsi.poll_s``).
 
-    python bench/ngsi.py [--sites 20] [--requests 200]
+    python bench/ngsi.py [--sites 20] [--buses 8] [--requests 200]
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.protocol import Envelope, Topic, utc_timestamp  # noqa: E402
-from gateway.store.config import HttpConfig, IngestConfig, StoreConfig  # noqa: E402
+from edge.protocol.gtfs import Feed  # noqa: E402
+from gateway.store.config import HttpConfig, IngestConfig, StoreConfig, TransitConfig  # noqa: E402
 from gateway.store.intake import Batch, classify  # noqa: E402
 from gateway.store.service import StoreService  # noqa: E402
 
 WEEK = 7 * 144  # 10-minute readings
+FEED = Path(__file__).resolve().parents[1] / "sim" / "transit" / "feed"
 
 
 def sites_file(path: Path, n: int) -> None:
@@ -59,6 +63,36 @@ def seed(service: StoreService, n: int) -> None:
     service.store.write(batch)
 
 
+def seed_buses(service: StoreService, n: int) -> None:
+    """``n`` buses, each with an hour of 5-second positions along the route's stops."""
+    stops = list(Feed.load(FEED).stops.values())
+    trips = sorted(Feed.load(FEED).trips)
+    now = time.time()
+    batch = Batch(received_ms=int(now * 1000))
+    for b in range(n):
+        device = f"bus-{b + 1:02d}"
+        for k in range(720):
+            stop = stops[(b + k // 60) % len(stops)]
+            data = {
+                "lat": stop.lat,
+                "lon": stop.lon,
+                "speed_mps": float(k % 10),
+                "bearing_deg": float(k % 360),
+                "route_id": "M1",
+                "trip_id": trips[b % len(trips)],
+                "stop_id": stop.id,
+                "stop_sequence": 1,
+                "status": "IN_TRANSIT_TO",
+                "on_board": k % 30,
+                "seats": 20,
+                "capacity": 40,
+            }
+            at = utc_timestamp_at(now - (719 - k) * 5)
+            env = Envelope(device, k, at, "position", data)
+            batch.add(classify(str(Topic("bus", device, "telemetry")), env.to_json(), 10**6))
+    service.store.write(batch)
+
+
 def utc_timestamp_at(seconds: float) -> str:
     from datetime import UTC, datetime
 
@@ -79,6 +113,7 @@ def latency(url: str, n: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", type=int, default=20, help="river gauges in the city")
+    parser.add_argument("--buses", type=int, default=8, help="buses in the city")
     parser.add_argument("--requests", type=int, default=200, help="requests per call measured")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -91,14 +126,19 @@ def main() -> int:
             sites_file=base / "sites.yaml",
             ingest=IngestConfig(enabled=False),
             http=HttpConfig(port=0),
+            transit=TransitConfig(gtfs=FEED),
         )
         service = StoreService(config)
         service.start()
         try:
             seed(service, args.sites)
+            seed_buses(service, args.buses)
             url = service.url
             assert url is not None
-            print(f"city: {args.sites} gauges, {3 * args.sites} NGSI entities, a week of readings")
+            print(
+                f"city: {args.sites} gauges, {3 * args.sites} NGSI entities, a week of readings; "
+                f"{args.buses} buses with an hour of positions"
+            )
             p50_base, p99_base = latency(url + "api/v1/sites", args.requests)
             print(f"  baseline GET /api/v1/sites: p50 {p50_base:.1f} ms, p99 {p99_base:.1f} ms")
             calls = {
@@ -119,6 +159,23 @@ def main() -> int:
                 print(
                     f"  NGSI {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                     f"(x{p50 / p50_base:.2f} of the baseline)"
+                )
+            p50_rt, p99_rt = latency(url + "gtfs-rt/vehicle-positions.pb", args.requests)
+            print(
+                f"  baseline GET /gtfs-rt/vehicle-positions.pb: p50 {p50_rt:.1f} ms, "
+                f"p99 {p99_rt:.1f} ms"
+            )
+            buses = {
+                "Vehicles q=serviceStatus==onRoute, keyValues": "ngsi/v2/entities?type=Vehicle&q="
+                + quote("serviceStatus==onRoute")
+                + "&options=keyValues",
+            }
+            for name, path in buses.items():
+                p50, p99 = latency(url + path, args.requests)
+                print(
+                    f"  NGSI {name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+                    f"(x{p50 / p50_rt:.2f} of the GTFS-Realtime feed, x{p50 / p50_base:.2f} "
+                    "of /api/v1/sites)"
                 )
             notifier = service.http.notifier if service.http else None
             assert notifier is not None
