@@ -13,61 +13,31 @@ from pathlib import Path
 
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
-from store_helpers import Running, get, start, store_config, ts
+from store_helpers import GTFS_SAMPLE, Running, Writer, get, start, store_config, ts
+from store_helpers import bus_position as position
 from test_store_sdm import fits
 
-from edge.protocol import Envelope, Topic
 from edge.protocol.gtfs import Feed
 from gateway.store.config import TransitConfig
-from gateway.store.intake import Batch, classify
 
-SAMPLE = Path(__file__).resolve().parents[2] / "sim" / "transit" / "feed"
-STOPS = Feed.load(SAMPLE).stops
+STOPS = Feed.load(GTFS_SAMPLE).stops
 
 
-class Buses:
-    """Writes bus positions straight into the store, as ingest would."""
+class Buses(Writer):
+    """Bus positions, ``minutes_ago`` by the wall clock (not the seed's: the store drops a bus
+    this old from the feed), each newer than the last."""
 
-    def __init__(self, run: Running) -> None:
-        self.run = run
-        self.seq: dict[str, int] = {}
+    kind = "bus"
+    type = "position"
 
     def __call__(self, device: str, minutes_ago: float = 0.0, **data: object) -> None:
-        seq = self.seq.get(device, -1) + 1
-        self.seq[device] = seq
-        # the wall clock's now, not the seed's: the store drops a bus this old from the feed
-        env = Envelope(device, seq, ts(minutes_ago - seq / 6000), "position", data)
-        batch = Batch(received_ms=0)
-        batch.add(classify(str(Topic("bus", device, "telemetry")), env.to_json(), 10**6))
-        self.run.store.write(batch)
-
-
-def position(stop: str = "S04", trip: str | None = "WD-03", **extra: object) -> dict:
-    """A bus at ``stop`` as the bus agent reports it, with the rider counts it sends."""
-    row = STOPS[stop]
-    data = {
-        "lat": row.lat,
-        "lon": row.lon,
-        "speed_mps": 0.0,
-        "bearing_deg": 270.0,
-        "route_id": "M1" if trip else None,
-        "trip_id": trip,
-        "start_date": "20261201",
-        "stop_id": stop if trip else None,
-        "stop_sequence": 4 if trip else None,
-        "status": "STOPPED_AT" if trip else None,
-        "delay_s": 90,
-        "on_board": 12,
-        "seats": 20,
-        "capacity": 40,
-    }
-    return data | extra
+        self.write(device, data, lambda seq: ts(minutes_ago - seq / 6000))
 
 
 @pytest.fixture
 def buses(tmp_path: Path) -> Iterator[tuple[Running, Buses]]:
     config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
-    config.transit = TransitConfig(gtfs=SAMPLE, stale_after_s=600)
+    config.transit = TransitConfig(gtfs=GTFS_SAMPLE, stale_after_s=600)
     run = start(config)
     yield run, Buses(run)
     run.stop()
@@ -83,9 +53,9 @@ def test_a_bus_is_a_vehicle_with_what_the_public_feed_shows(buses):
     bus("bus-01", **position(speed_mps=0.0))
     bus(
         "bus-02",
-        **position("S07", "WD-04", speed_mps=8.3, bearing_deg=91.0, status="IN_TRANSIT_TO"),
+        **position("WD-04", "S07", 2, "IN_TRANSIT_TO", speed_mps=8.3, bearing_deg=91.0),
     )
-    bus("bus-03", **position("S01", None, speed_mps=None, bearing_deg=None))
+    bus("bus-03", **position(None, "S01", None, None, speed_mps=None, bearing_deg=None))
     bus("bus-04", minutes_ago=30, **position())  # silent past stale_after_s: not published
     status, _, body = ngsi(run, "entities?type=Vehicle&options=keyValues")
     assert status == 200
@@ -130,9 +100,9 @@ def test_a_bus_is_a_vehicle_with_what_the_public_feed_shows(buses):
 
 def test_vehicles_answer_every_query_feature(buses):
     run, bus = buses
-    bus("bus-01", **position("S01", "WD-01"))
-    bus("bus-02", **position("S04", "WD-03", speed_mps=6.0))
-    bus("bus-03", **position("S07", None))
+    bus("bus-01", **position("WD-01", "S01"))
+    bus("bus-02", **position("WD-03", "S04", speed_mps=6.0))
+    bus("bus-03", **position(None, "S07", None, None))
     _, headers, body = ngsi(run, "entities?type=Vehicle&q=serviceStatus==onRoute&options=count")
     assert [e["id"] for e in body] == ["urn:ngsi-ld:Vehicle:bus-01", "urn:ngsi-ld:Vehicle:bus-02"]
     assert headers["fiware-total-count"] == "2"
@@ -175,8 +145,8 @@ def test_vehicles_are_the_buses_of_the_realtime_feed(buses, seed):
             f"bus-{n:02d}",
             minutes_ago=rng.choice([0, 1, 5, 20]),  # 20: stale, in neither
             **position(
-                stop,
                 rng.choice(["WD-01", "WD-02", "WD-03", "NO-SUCH"]) if on_trip else None,
+                stop,
                 speed_mps=round(rng.uniform(0, 12), 1),
                 bearing_deg=round(rng.uniform(0, 359.9), 1),
                 lat=round(STOPS[stop].lat + rng.uniform(-0.001, 0.001), 6),

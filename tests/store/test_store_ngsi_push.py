@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from ngsi_receiver import Receiver
 from store_helpers import (
+    GTFS_SAMPLE,
     ROOT,
     Running,
+    Writer,
     at,
     login,
     seed_four_states,
@@ -23,11 +25,11 @@ from store_helpers import (
     store_config,
     wait_until,
 )
-from test_ngsi_vehicle import SAMPLE, Buses, position
+from store_helpers import bus_position as position
+from test_ngsi_vehicle import Buses
 
-from edge.protocol import Envelope, Topic
+from edge.runtime.uplink import MqttConfig
 from gateway.store.config import TransitConfig
-from gateway.store.intake import Batch, classify
 
 FIWARE_PYTHON = ROOT / ".venv-fiware" / "bin" / "python"
 TOKEN = "k3Jx9-dashboard-token-0123456789"
@@ -48,27 +50,23 @@ def fiware(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
-class Levels:
-    """Writes gauge readings straight into the store, as ingest would."""
-
-    def __init__(self, run: Running) -> None:
-        self.run = run
-        self.seq: dict[str, int] = {}
+class Levels(Writer):
+    """Gauge readings, each a second newer than the last."""
 
     def __call__(self, device: str, level: float | None) -> None:
-        seq = self.seq.get(device, -1) + 1
-        self.seq[device] = seq
         data = {"level_m": level, "valid": 9, "samples": 9}
         if level is None:
             data = {"missing": "timeout", "valid": 0, "samples": 9}
-        env = Envelope(device, seq, at(-seq / 60), "level", data)  # each a second newer
-        batch = Batch(received_ms=0)
-        batch.add(classify(str(Topic("river", device, "telemetry")), env.to_json(), 10**6))
-        self.run.store.write(batch)
+        self.write(device, data, lambda seq: at(-seq / 60))
 
 
-@pytest.fixture
-def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
+def notifying_store(
+    tmp_path: Path,
+    attempts: int = 3,
+    notifier: MqttConfig | None = None,
+    transit: TransitConfig | None = None,
+) -> Running:
+    """A store whose notifier looks every 0.2 s, with the dashboard's token."""
     config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
     tokens = tmp_path / "ngsi-tokens"
     tokens.write_text(f"dashboard:{TOKEN}\n")
@@ -76,8 +74,15 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
     config.ngsi.tokens_file = tokens
     config.ngsi.poll_s = 0.2
     config.ngsi.notify_timeout_s = 2
-    config.ngsi.notify_attempts = 3  # retried after 1 s and 2 s
-    run = start(config)
+    config.ngsi.notify_attempts = attempts  # retried after 1 s, 2 s, ...
+    config.ngsi.notifier_mqtt = notifier
+    config.transit = transit
+    return start(config)
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
+    run = notifying_store(tmp_path)
     levels = Levels(run)
     for device in ("river-01", "river-02", "river-03", "river-04"):
         levels(device, 1.0)
@@ -95,11 +100,11 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
 
 def test_filip_reads_every_call_it_offers(tmp_path):
     config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
-    config.transit = TransitConfig(gtfs=SAMPLE, stale_after_s=600)
+    config.transit = TransitConfig(gtfs=GTFS_SAMPLE, stale_after_s=600)
     run = start(config)
     try:
         seed_four_states(run.store)
-        Buses(run)("bus-01", **position("S04", "WD-03", speed_mps=5.0, bearing_deg=90.0))
+        Buses(run)("bus-01", **position("WD-03", "S04", speed_mps=5.0, bearing_deg=90.0))
         got = fiware(run.url + "ngsi", "read")
     finally:
         run.stop()
@@ -304,6 +309,15 @@ def test_only_platforms_with_a_token_or_staff_manage_subscriptions(city):
         ({"expires": "soon"}, "expires"),
         ({"subject": {"entities": [{"id": "a"}], "condition": {"expression": {"q": "a=="}}}}, "q"),
         ({"owner": "me"}, "owner"),
+        (
+            {
+                "subject": {
+                    "entities": [{"id": "a"}],
+                    "condition": {"alterationTypes": ["entityMoved"]},
+                }
+            },
+            "entityMoved",
+        ),
     ],
 )
 def test_a_bad_subscription_is_refused_with_a_reason(city, change, error):
