@@ -344,7 +344,10 @@ def watch(receiver: Receiver, kinds: list[str] | None, attrs: list[str]) -> dict
     }
 
 
-@pytest.mark.parametrize("seed", [5, 11, 42])
+# one storm in `make test`, two more in `make test-slow` (each about 5 s of waiting on the notifier)
+@pytest.mark.parametrize(
+    "seed", [5, pytest.param(11, marks=pytest.mark.slow), pytest.param(42, marks=pytest.mark.slow)]
+)
 def test_update_and_change_tell_what_orion_would(gauges, seed):
     """A random storm: each reading is an update; only a status that differs is a change."""
     run, levels = gauges
