@@ -23,8 +23,8 @@ from edge.runtime.config import ConfigError, build, load_yaml
 from gateway.api.sites import Thresholds
 
 FIELD_KINDS = ("river", "camera", "bus", "tracker")  # devices in the field, with an agent
-CITY_KINDS = ("gateway", "store", "service")  # city-side MQTT identities
-Kind = Literal["river", "camera", "bus", "tracker", "gateway", "store", "service"]
+CITY_KINDS = ("gateway", "store", "service", "notifier")  # city-side MQTT identities
+Kind = Literal["river", "camera", "bus", "tracker", "gateway", "store", "service", "notifier"]
 CODECS = {"river": "river-v1"}  # the LoRaWAN payload codec of each kind that has one
 HEX16 = re.compile(r"^[0-9A-F]{16}$")
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -31,6 +31,7 @@ from gateway.provision.mosquitto import (
     acl_file,
     device_grant,
     gateway_grant,
+    notifier_grant,
     password_file,
     service_grant,
     store_grant,
@@ -66,6 +67,8 @@ def grants(home: Home) -> list[Grant]:
             out.append(store_grant(entry.id))
         elif entry.kind == "service":
             out.append(service_grant(entry.id))
+        elif entry.kind == "notifier":
+            out.append(notifier_grant(entry.id))
     return out
 
 

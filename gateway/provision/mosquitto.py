@@ -124,6 +124,13 @@ def service_grant(user: str) -> Grant:
     )
 
 
+def notifier_grant(user: str, prefix: str = "ngsi/") -> Grant:
+    """The store's NGSI notifier: publishes subscriptions' MQTT notifications under ``prefix``
+    (the store config's ``ngsi.mqtt_topic_prefix``), reads nothing, and cannot touch the
+    devices' topics."""
+    return Grant(user, writes=(f"{prefix}#",), comment="NGSI notifier: writes only " + prefix)
+
+
 ACL_HEADER = """\
 # Mosquitto acl_file written by `machimori provision sync` from the catalogue. Do not edit:
 # the next sync replaces it. Every user has its own block; there are no patterns, so a user

@@ -21,6 +21,7 @@ TILES = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/[^\s\"'<>]*\{z\}[^\s\"'
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 TENANT = re.compile(r"^[A-Za-z0-9_]{0,50}$")
 SERVICE_PATH = re.compile(r"^/([A-Za-z0-9_]{1,50}(/[A-Za-z0-9_]{1,50}){0,9})?$")
+MQTT_PREFIX = re.compile(r"^[^+#/\x00][^+#\x00]{0,200}/$")
 DAY_S = 86400.0
 
 
@@ -169,8 +170,18 @@ class NgsiConfig:
     notify_timeout_s: float = 10.0
     notify_attempts: int = 5  # a failing notification is retried with backoff, then dropped
     max_subscriptions: int = 100
+    # MQTT notifications (a subscription's notification.mqtt). The notifier's own account on the
+    # city's broker (host, port, username, password_file, tls as under `mqtt:`), provisioned with
+    # `--kind notifier` so that the broker lets it write only under mqtt_topic_prefix and read
+    # nothing. It is used only for a subscription naming this very broker without a user/passwd
+    # of its own, whose topic must then start with mqtt_topic_prefix; never sent elsewhere.
+    # Unset: such subscriptions connect without an account (a city broker refuses them).
+    notifier_mqtt: MqttConfig | None = None
+    mqtt_topic_prefix: str = "ngsi/"
 
     def __post_init__(self) -> None:
+        if not MQTT_PREFIX.match(self.mqtt_topic_prefix):
+            raise ValueError("mqtt_topic_prefix: a topic level or more ending in /, no + or #")
         if not TENANT.match(self.service):
             raise ValueError("service: up to 50 of A-Z a-z 0-9 _ (a Fiware-Service name)")
         if not SERVICE_PATH.match(self.service_path):
@@ -239,8 +250,9 @@ def load_config(path: str | Path) -> StoreConfig:
             setattr(config.ngsi, name, base / value)
     if config.transit is not None:
         config.transit.gtfs = base / config.transit.gtfs
-    if config.mqtt.password_file is not None:
-        config.mqtt.password_file = base / config.mqtt.password_file
+    for mqtt in (config.mqtt, config.ngsi.notifier_mqtt):
+        if mqtt is not None and mqtt.password_file is not None:
+            mqtt.password_file = base / mqtt.password_file
     if config.database.startswith("sqlite:///"):
         config.database = f"sqlite:///{base / config.database.removeprefix('sqlite:///')}"
     return config

@@ -8,6 +8,7 @@ import time
 import pytest
 from bus_rig import SAMPLE
 from google.transit import gtfs_realtime_pb2 as rt
+from store_helpers import bus_position as position
 from store_helpers import get, start, store_config, ts, wait_until
 
 from edge.protocol.gtfs import Feed
@@ -31,27 +32,6 @@ VP = rt.VehiclePosition
 )
 def test_occupancy_bands_for_a_bus_of_20_seats_and_40_places(on_board, expected):
     assert occupancy(on_board, 20, 40) == expected
-
-
-def position(trip="WD-03", stop="S04", seq=4, status="STOPPED_AT", **extra):
-    stop_row = Feed.load(SAMPLE).stops.get(stop)
-    data = {
-        "lat": stop_row.lat if stop_row else 38.1,
-        "lon": stop_row.lon if stop_row else 140.0,
-        "speed_mps": 0.0,
-        "bearing_deg": 270.0,
-        "route_id": "M1",
-        "trip_id": trip,
-        "start_date": "20261201",
-        "stop_id": stop,
-        "stop_sequence": seq,
-        "status": status,
-        "delay_s": 90,
-        "on_board": 12,
-        "seats": 20,
-        "capacity": 40,
-    }
-    return data | extra
 
 
 @pytest.fixture

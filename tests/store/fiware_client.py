@@ -7,6 +7,7 @@ filip 0.8.1 refuses any normalized attribute of type ``geo:json`` when it parses
 and keyValues reads show it.
 
 Usage: fiware_client.py BASE_URL read | subscribe NOTIFY_URL TOKEN | unsubscribe ID TOKEN
+       | mqtt BROKER_URL TOPIC TOKEN | pause ID TOKEN
 """
 
 from __future__ import annotations
@@ -95,6 +96,15 @@ def read(url: str) -> dict:
             )
         ),
         "registrations": len(cb.get_registration_list()),
+        "vehicles": [
+            v.model_dump(mode="json")
+            for v in cb.get_entity_list(
+                entity_types=["Vehicle"], q="serviceStatus==onRoute", response_format="keyValues"
+            )
+        ],
+        "vehicle": cb.get_entity(
+            "urn:ngsi-ld:Vehicle:bus-01", attrs=["speed", "heading", "trip_id"]
+        ).model_dump(mode="json"),
     }
 
 
@@ -122,6 +132,35 @@ def subscribe(url: str, notify: str, token: str) -> dict:
     }
 
 
+def mqtt(url: str, broker: str, topic: str, token: str) -> dict:
+    """An MQTT subscription on every gauge update, read back."""
+    cb = client(url, token)
+    made = cb.post_subscription(
+        Subscription(
+            description="every gauge reading, over MQTT",
+            subject={
+                "entities": [{"idPattern": ".*", "type": "FloodMonitoring"}],
+                "condition": {"attrs": ["currentLevel"], "alterationTypes": ["entityUpdate"]},
+            },
+            notification={
+                "mqtt": {"url": broker, "topic": topic, "qos": 1},
+                "attrs": ["currentLevel", "alterationType"],
+                "attrsFormat": "keyValues",
+            },
+        )
+    )
+    return {"id": made, "one": cb.get_subscription(made).model_dump(mode="json", exclude_none=True)}
+
+
+def pause(url: str, subscription_id: str, token: str) -> dict:
+    """filip's update: a PATCH of the whole subscription as read back, status inactive."""
+    cb = client(url, token)
+    cb.update_subscription(
+        cb.get_subscription(subscription_id).model_copy(update={"status": "inactive"})
+    )
+    return {"one": cb.get_subscription(subscription_id).model_dump(mode="json", exclude_none=True)}
+
+
 def unsubscribe(url: str, subscription_id: str, token: str) -> dict:
     cb = client(url, token)
     cb.delete_subscription(subscription_id)
@@ -130,5 +169,12 @@ def unsubscribe(url: str, subscription_id: str, token: str) -> dict:
 
 if __name__ == "__main__":
     base, command, *rest = sys.argv[1:]
-    action = {"read": read, "subscribe": subscribe, "unsubscribe": unsubscribe}[command]
+    actions = {
+        "read": read,
+        "subscribe": subscribe,
+        "unsubscribe": unsubscribe,
+        "mqtt": mqtt,
+        "pause": pause,
+    }
+    action = actions[command]
     print(json.dumps(action(base, *rest), ensure_ascii=False, default=str))

@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.protocol import Envelope, Status, Topic, utc_timestamp
+from edge.protocol.gtfs import Feed
 from gateway.api.auth import set_password
 from gateway.store.config import HttpConfig, IngestConfig, StaffConfig, StoreConfig
 from gateway.store.intake import Batch, classify
@@ -25,6 +26,7 @@ from sim.broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ROOT / "configs" / "sites.yaml"
+GTFS_SAMPLE = ROOT / "sim" / "transit" / "feed"  # the city's GTFS-JP feed in the demo
 STAFF_USER = "kato"
 STAFF_PASSWORD = "river-watch-2026"
 # a 48x32 JPEG (a dark blob on green), made by Chromium's canvas encoder
@@ -221,6 +223,27 @@ def login(base_url: str, user: str = STAFF_USER, password: str = STAFF_PASSWORD)
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+class Writer:
+    """Writes devices' telemetry straight into the store, as ingest would, numbering each
+    device's messages from 0."""
+
+    kind = "river"
+    type = "level"
+
+    def __init__(self, run: Running) -> None:
+        self.run = run
+        self.seq: dict[str, int] = {}
+
+    def write(self, device: str, data: dict[str, Any], when: Callable[[int], str]) -> None:
+        """One message of ``device``, dated ``when(seq)``."""
+        seq = self.seq.get(device, -1) + 1
+        self.seq[device] = seq
+        env = Envelope(device, seq, when(seq), self.type, data)
+        batch = Batch(received_ms=0)
+        batch.add(classify(str(Topic(self.kind, device, "telemetry")), env.to_json(), 10**6))
+        self.run.store.write(batch)
+
+
 def at(minutes_ago: float) -> str:
     """A timestamp ``minutes_ago`` before the seed's NOW."""
     return utc_timestamp(NOW - timedelta(minutes=minutes_ago))
@@ -283,3 +306,32 @@ def seed_four_states(store: Any) -> None:
             env = Envelope(device, seq, at(minutes), "level", data)
             batch.add(classify(str(Topic("river", device, "telemetry")), env.to_json(), 10**6))
     store.write(batch)
+
+
+def bus_position(
+    trip: str | None = "WD-03",
+    stop: str | None = "S04",
+    seq: int | None = 4,
+    status: str | None = "STOPPED_AT",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A bus's ``position`` message as the bus agent sends it (with the rider counts the city
+    must not publish), at ``stop`` of the sample GTFS-JP feed."""
+    stop_row = Feed.load(GTFS_SAMPLE).stops.get(stop)
+    data = {
+        "lat": stop_row.lat if stop_row else 38.1,
+        "lon": stop_row.lon if stop_row else 140.0,
+        "speed_mps": 0.0,
+        "bearing_deg": 270.0,
+        "route_id": "M1",
+        "trip_id": trip,
+        "start_date": "20261201",
+        "stop_id": stop,
+        "stop_sequence": seq,
+        "status": status,
+        "delay_s": 90,
+        "on_board": 12,
+        "seats": 20,
+        "capacity": 40,
+    }
+    return data | extra

@@ -96,6 +96,8 @@ def test_a_wrong_sites_file_names_the_key(tmp_path, text, key, words):
         ("ngsi: {service: nagai-city}", "ngsi", "Fiware-Service"),
         ("ngsi: {service_path: river}", "ngsi", "service_path"),
         ("ngsi: {notify_attempts: 0}", "ngsi", "notify_attempts"),
+        ("ngsi: {mqtt_topic_prefix: machimori/#}", "ngsi", "mqtt_topic_prefix"),
+        ("ngsi: {notifier_mqtt: {port: x}}", "ngsi.notifier_mqtt.port", "an integer"),
     ],
 )
 def test_a_wrong_store_config_names_the_key(tmp_path, text, key, words):

@@ -417,3 +417,41 @@ def test_a_wrong_method_and_the_correlator(city):
     assert status == 405 and json.loads(body)["error"] == "MethodNotAllowed"
     _, headers, _ = call(city, "ngsi/v2/types", {"Fiware-Correlator": "abc-123"})
     assert headers["fiware-correlator"] == "abc-123"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "ngsi/v2/entities", "GET"),
+        ("POST", "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01/attrs", "GET"),
+        ("PATCH", "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01/attrs", "GET"),
+        ("PUT", "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01/attrs", "GET"),
+        ("PUT", "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01/attrs/currentLevel", "GET"),
+        (
+            "PUT",
+            "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01/attrs/currentLevel/value",
+            "GET",
+        ),
+        ("DELETE", "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01", "GET"),
+        ("POST", "ngsi/v2/op/update", ""),
+        ("POST", "ngsi/v2/op/notify", ""),
+        ("POST", "ngsi/v2/registrations", "GET"),
+    ],
+)
+def test_writes_are_refused_saying_why(city, method, path, allow):
+    """The entities are what the devices measure: a write is a 405 that names what is served
+    and why, in NGSI's error form, and changes nothing."""
+    before = call(city, "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01")[2]
+    request = urllib.request.Request(
+        city.url + path,
+        data=json.dumps({"currentLevel": {"value": 9.9}}).encode(),
+        headers={"Content-Type": "application/json"},
+        method=method,
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=15)
+    answer = json.loads(refused.value.read())
+    assert refused.value.code == 405 and answer["error"] == "MethodNotAllowed"
+    assert "read-only" in answer["description"] and "devices" in answer["description"]
+    assert refused.value.headers["Allow"] == allow
+    assert call(city, "ngsi/v2/entities/urn:ngsi-ld:FloodMonitoring:river-01")[2] == before

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 from ngsi_receiver import Receiver
 from store_helpers import (
+    GTFS_SAMPLE,
     ROOT,
     Running,
+    Writer,
     at,
     login,
     seed_four_states,
@@ -23,9 +25,11 @@ from store_helpers import (
     store_config,
     wait_until,
 )
+from store_helpers import bus_position as position
+from test_ngsi_vehicle import Buses
 
-from edge.protocol import Envelope, Topic
-from gateway.store.intake import Batch, classify
+from edge.runtime.uplink import MqttConfig
+from gateway.store.config import TransitConfig
 
 FIWARE_PYTHON = ROOT / ".venv-fiware" / "bin" / "python"
 TOKEN = "k3Jx9-dashboard-token-0123456789"
@@ -46,27 +50,23 @@ def fiware(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
-class Levels:
-    """Writes gauge readings straight into the store, as ingest would."""
-
-    def __init__(self, run: Running) -> None:
-        self.run = run
-        self.seq: dict[str, int] = {}
+class Levels(Writer):
+    """Gauge readings, each a second newer than the last."""
 
     def __call__(self, device: str, level: float | None) -> None:
-        seq = self.seq.get(device, -1) + 1
-        self.seq[device] = seq
         data = {"level_m": level, "valid": 9, "samples": 9}
         if level is None:
             data = {"missing": "timeout", "valid": 0, "samples": 9}
-        env = Envelope(device, seq, at(-seq / 60), "level", data)  # each a second newer
-        batch = Batch(received_ms=0)
-        batch.add(classify(str(Topic("river", device, "telemetry")), env.to_json(), 10**6))
-        self.run.store.write(batch)
+        self.write(device, data, lambda seq: at(-seq / 60))
 
 
-@pytest.fixture
-def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
+def notifying_store(
+    tmp_path: Path,
+    attempts: int = 3,
+    notifier: MqttConfig | None = None,
+    transit: TransitConfig | None = None,
+) -> Running:
+    """A store whose notifier looks every 0.2 s, with the dashboard's token."""
     config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
     tokens = tmp_path / "ngsi-tokens"
     tokens.write_text(f"dashboard:{TOKEN}\n")
@@ -74,8 +74,15 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
     config.ngsi.tokens_file = tokens
     config.ngsi.poll_s = 0.2
     config.ngsi.notify_timeout_s = 2
-    config.ngsi.notify_attempts = 3  # retried after 1 s and 2 s
-    run = start(config)
+    config.ngsi.notify_attempts = attempts  # retried after 1 s, 2 s, ...
+    config.ngsi.notifier_mqtt = notifier
+    config.transit = transit
+    return start(config)
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
+    run = notifying_store(tmp_path)
     levels = Levels(run)
     for device in ("river-01", "river-02", "river-03", "river-04"):
         levels(device, 1.0)
@@ -92,9 +99,12 @@ def city(tmp_path: Path) -> Iterator[tuple[Running, Levels]]:
 
 
 def test_filip_reads_every_call_it_offers(tmp_path):
-    run = start(store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}"))
+    config = store_config(tmp_path, f"sqlite:///{tmp_path / 'store.db'}")
+    config.transit = TransitConfig(gtfs=GTFS_SAMPLE, stale_after_s=600)
+    run = start(config)
     try:
         seed_four_states(run.store)
+        Buses(run)("bus-01", **position("WD-03", "S04", speed_mps=5.0, bearing_deg=90.0))
         got = fiware(run.url + "ngsi", "read")
     finally:
         run.stop()
@@ -104,7 +114,7 @@ def test_filip_reads_every_call_it_offers(tmp_path):
     assert got["resources"]["entities_url"] == "/v2/entities"
     assert got["statistics"]["uptime_in_secs"] >= 0
     assert got["statistics"]["notifications"]["failed"] == 0
-    assert got["all"] == 12
+    assert got["all"] == 13  # four gauges as three entities each, and a bus
     assert got["types_filter"] == [f"urn:ngsi-ld:Device:river-0{n}" for n in (1, 2, 3, 4)]
     assert got["id_pattern"] == [
         "urn:ngsi-ld:WaterObserved:river-01",
@@ -133,12 +143,16 @@ def test_filip_reads_every_call_it_offers(tmp_path):
     assert got["attribute"]["value"] == "Caution"
     assert got["value_text"] == "Caution" and got["value_number"] == 1.9
     assert got["value_geo"]["type"] == "Point"
-    assert [t["type"] for t in got["types"]] == ["WaterObserved", "FloodMonitoring", "Device"]
+    types = [t["type"] for t in got["types"]]
+    assert types == ["WaterObserved", "FloodMonitoring", "Device", "Vehicle"]
     assert got["type"]["count"] == 4
     assert got["exists"] is True and got["missing"] is False
     assert got["other_tenant"] == 0
     assert got["batch_query"] == [flood(2), flood(4)]
     assert got["registrations"] == 0
+    assert [v["trip_id"] for v in got["vehicles"]] == ["WD-03"]
+    assert got["vehicles"][0]["vehicleType"] == "bus"
+    assert got["vehicle"]["speed"]["value"] == 18.0 and got["vehicle"]["heading"]["value"] == 90.0
 
 
 def test_filip_subscribes_and_a_level_crossing_is_notified(city):
@@ -295,6 +309,15 @@ def test_only_platforms_with_a_token_or_staff_manage_subscriptions(city):
         ({"expires": "soon"}, "expires"),
         ({"subject": {"entities": [{"id": "a"}], "condition": {"expression": {"q": "a=="}}}}, "q"),
         ({"owner": "me"}, "owner"),
+        (
+            {
+                "subject": {
+                    "entities": [{"id": "a"}],
+                    "condition": {"alterationTypes": ["entityMoved"]},
+                }
+            },
+            "entityMoved",
+        ),
     ],
 )
 def test_a_bad_subscription_is_refused_with_a_reason(city, change, error):

@@ -7,6 +7,10 @@ response carries a ``Fiware-Correlator`` (the caller's, or a new one) for tracin
 slash is the same resource (FIWARE's Python client asks for ``/v2/entities/``); a path with a
 control character is a BadRequest (a router's ``$`` would let ``entities\n`` pass for
 ``entities``).
+
+Writes (creating, updating or deleting entities, batch updates, registrations) are refused
+with 405 MethodNotAllowed, an ``Allow`` header naming what is served, and the reason
+(errors.READ_ONLY).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from starlette.exceptions import HTTPException
 from gateway.api.context import Context
 from gateway.api.ngsi import routes, subscriptions
 from gateway.api.ngsi.access import TokenFile
-from gateway.api.ngsi.errors import NgsiError, for_status
+from gateway.api.ngsi.errors import READ_ONLY, NgsiError, for_status
 
 PREFIX = "/ngsi"
 
@@ -56,6 +60,8 @@ def install(app: FastAPI, ctx: Context) -> subscriptions.Notifier:
             description = "no such resource in this NGSI v2 service"
         if exc.status_code == 405:
             description = "this NGSI v2 service does not accept that method here"
+            if not request.url.path.startswith(PREFIX + "/v2/subscriptions"):
+                description = READ_ONLY
         return for_status(exc.status_code, description).response(
             headers=getattr(exc, "headers", None)
         )

@@ -11,10 +11,24 @@ Each river site is three entities:
 - ``Device`` (dataModel.Device): the gauge, ``deviceState``, ``dateLastValueReported`` and
   ``value`` as the model wants it, text (``level%3D1.23``, URL-encoded ``key=value`` pairs).
 
+Each bus is a ``Vehicle`` (dataModel.Transportation), made from its entry in the public GTFS-
+Realtime VehiclePositions feed (gateway/services/gtfs_rt.py) and from nothing else, so NGSI
+shows what that feed shows: ``vehicleType`` ``bus``, ``category`` public and tracked,
+``serviceProvided`` urbanTransit, ``location``, ``speed`` in km/h and ``heading`` in degrees
+(both ``-1`` where the model says: unknown, or heading while standing), ``observationDateTime``,
+``serviceStatus`` (``onRoute`` on a trip of the static feed, else ``outOfService``). The model
+has no trip or route attributes; the GTFS ids are added under the names Smart Data Models'
+FareCollectionSystem gives them (``route_id``, ``trip_id``) with ``stop_id``, ``current_status``
+and ``occupancy_status`` as GTFS-Realtime names them. No card, rider or head count reaches it:
+the feed has none, only the occupancy band. A bus that left the feed (silent past
+``transit.stale_after_s``) is gone here too.
+
 Each public wildlife sighting (gateway/api/sightings.py) is an ``Alert`` (dataModel.Alert):
-category ``security``, ``subCategory`` ``animalSighting``, the species in ``name`` and
-``description``, ``areaServed`` the area, ``location`` the centre of its grid square (never the
-camera), ``dateIssued`` the time, ``severity`` high for a bear.
+category ``security`` (the model's ``subCategory`` enum has no animal, so there is none), the
+species in ``name`` and ``description``, ``alertSource`` ``wildlife-cameras`` (the model wants an
+entity id or URI there, and no single camera may be named), ``areaServed`` the area,
+``location`` the centre of its grid square (never the camera), ``dateIssued`` the time,
+``severity`` high for a bear.
 
 An attribute with nothing to say is left out, never ``null``: a gauge in 欠測 has no ``height``
 (the models' schemas allow a number there, not null) and ``floodLevelStatus`` says ``Missing``.
@@ -26,6 +40,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from google.transit import gtfs_realtime_pb2 as rt
+
 from gateway.api.sightings import SEVERITY, Sighting
 from gateway.api.sites import SiteNow
 from gateway.store.intake import iso_ms
@@ -33,6 +49,8 @@ from gateway.store.intake import iso_ms
 Entity = dict[str, Any]
 URN = "urn:ngsi-ld:{type}:{device}"
 METRES = {"unitCode": {"type": "Text", "value": "MTR"}}
+KMH = {"unitCode": {"type": "Text", "value": "KMH"}}
+STANDING_MPS = 0.5  # below this a GNSS speed is noise: the bus stands, its heading is -1
 STATUS_WORDS = {
     "normal": "Normal",
     "standby": "Standby",
@@ -119,15 +137,58 @@ def sighting_entity(sighting: Sighting) -> Entity:
             ("name", "Text", words, {}),
             ("description", "Text", f"{words}の出没 ({sighting.place})", {}),
             ("category", "Text", "security", {}),
-            ("subCategory", "Text", "animalSighting", {}),
             ("severity", "Text", SEVERITY.get(sighting.species, "low"), {}),
             ("areaServed", "Text", sighting.place, {}),
-            ("alertSource", "Text", "machimori wildlife cameras", {}),
+            ("alertSource", "Text", "wildlife-cameras", {}),
             ("dateIssued", "DateTime", iso_ms(sighting.ts_ms), {}),
             (
                 "location",
                 "geo:json",
                 {"type": "Point", "coordinates": [sighting.lon, sighting.lat]},
+                {},
+            ),
+        ],
+    )
+
+
+def vehicle_entity(item: rt.FeedEntity) -> Entity:
+    """A bus as a Vehicle, from its GTFS-Realtime VehiclePosition (``item.vehicle``)."""
+    vp = item.vehicle
+    pos = vp.position
+    speed = pos.speed if pos.HasField("speed") else None
+    standing = speed is not None and speed < STANDING_MPS
+    heading = pos.bearing % 360 if pos.HasField("bearing") and not standing else -1
+    on_trip = vp.HasField("trip")
+    stop = vp.stop_id if on_trip and vp.HasField("stop_id") else None
+    Status, Occupancy = rt.VehiclePosition.VehicleStopStatus, rt.VehiclePosition.OccupancyStatus
+    return entity(
+        "Vehicle",
+        vp.vehicle.id,
+        [
+            ("name", "Text", vp.vehicle.id, {}),
+            ("fleetVehicleId", "Text", vp.vehicle.id, {}),
+            ("vehicleType", "Text", "bus", {}),
+            ("category", "StructuredValue", ["public", "tracked"], {}),
+            ("serviceProvided", "StructuredValue", ["urbanTransit"], {}),
+            (
+                "location",
+                "geo:json",
+                # the feed's 32-bit floats, to the metre they hold (not their binary tail)
+                {"type": "Point", "coordinates": [round(pos.longitude, 5), round(pos.latitude, 5)]},
+                {},
+            ),
+            ("speed", "Number", -1 if speed is None else round(speed * 3.6, 1), KMH),
+            ("heading", "Number", round(heading, 1), {}),
+            ("observationDateTime", "DateTime", iso_ms(vp.timestamp * 1000), {}),
+            ("serviceStatus", "Text", "onRoute" if on_trip else "outOfService", {}),
+            ("route_id", "Text", vp.trip.route_id if on_trip else None, {}),
+            ("trip_id", "Text", vp.trip.trip_id if on_trip else None, {}),
+            ("stop_id", "Text", stop, {}),
+            ("current_status", "Text", Status.Name(vp.current_status) if stop else None, {}),
+            (
+                "occupancy_status",
+                "Text",
+                Occupancy.Name(vp.occupancy_status) if vp.HasField("occupancy_status") else None,
                 {},
             ),
         ],

@@ -36,10 +36,11 @@ ERROR_SCHEMA: dict[str, Any] = {
 class NgsiError(Exception):
     """A request NGSI v2 says to refuse; ``error`` is one of the specification's names."""
 
-    def __init__(self, error: str, description: str) -> None:
+    def __init__(self, error: str, description: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
+        self.headers = headers
 
     @property
     def status(self) -> int:
@@ -47,7 +48,7 @@ class NgsiError(Exception):
 
     def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
         body = {"error": self.error, "description": self.description}
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(body, status_code=self.status, headers=headers or self.headers)
 
 
 def bad(description: str) -> NgsiError:
@@ -68,3 +69,13 @@ def for_status(status: int, description: str) -> NgsiError:
     return NgsiError(
         names.get(status, "InternalServerError" if status >= 500 else "BadRequest"), description
     )
+
+
+# Why writes are refused (docs/store.md, "Writes"): the city's data comes from its devices, each
+# over MQTT or LoRaWAN with its own credentials, numbered and deduplicated on (device, seq); a
+# write over NGSI would be a second, unnumbered way into the public flood page.
+READ_ONLY = (
+    "this NGSI v2 service is read-only: its entities are what the city's devices measure, and "
+    "devices report over MQTT or LoRaWAN with their own credentials, not over NGSI; read, "
+    "subscribe, or run a context broker of your own fed by a subscription"
+)

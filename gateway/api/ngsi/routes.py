@@ -27,8 +27,9 @@ from gateway.api.ngsi.entities import (
     select,
     sighting_entity,
     values_row,
+    vehicle_entity,
 )
-from gateway.api.ngsi.errors import ERROR_SCHEMA, NgsiError, bad, not_found
+from gateway.api.ngsi.errors import ERROR_SCHEMA, READ_ONLY, NgsiError, bad, not_found
 from gateway.api.ngsi.expression import Expression, check_pattern, expression, fits
 from gateway.api.ngsi.scope import visible
 from gateway.api.sightings import sightings
@@ -53,16 +54,40 @@ JSON_LIST = {"content": {"application/json": {"schema": {"type": "array", "items
 JSON_OBJECT = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-def city_entities(ctx: Context) -> list[Entity]:
-    """Everything the city publishes, in a stable order: the river sites one by one, then the
-    wildlife sightings, newest first."""
+RIVER_TYPES = frozenset({"WaterObserved", "FloodMonitoring", "Device"})
+
+
+def city_entities(ctx: Context, types: frozenset[str] | None = None) -> list[Entity]:
+    """Everything the city publishes, in a stable order: the river sites one by one, the buses
+    in the GTFS-Realtime feed by id, then the wildlife sightings, newest first. ``types``: only
+    those entity types are wanted, so the others need not be made (a query for Vehicles does
+    not read the gauges)."""
+
+    def wanted(*kinds: str) -> bool:
+        return types is None or any(kind in types for kind in kinds)
+
     now_ms = ctx.now_ms()
-    river = [e for now in sites_now(ctx.store, ctx.sites, now_ms) for e in river_entities(now)]
-    return river + [sighting_entity(s) for s in sightings(ctx)]
+    out: list[Entity] = []
+    if wanted(*RIVER_TYPES):
+        out += [e for now in sites_now(ctx.store, ctx.sites, now_ms) for e in river_entities(now)]
+    if ctx.transit is not None and wanted("Vehicle"):
+        feed = ctx.transit.realtime.vehicle_positions(ctx.transit.positions(ctx.store), now_ms)
+        out += [vehicle_entity(item) for item in feed.entity]
+    if wanted("Alert"):
+        out += [sighting_entity(s) for s in sightings(ctx)]
+    return out
 
 
-def scoped_entities(ctx: Context, request: Request) -> list[Entity]:
-    return city_entities(ctx) if visible(request, ctx.config.ngsi) else []
+def scoped_entities(
+    ctx: Context, request: Request, patterns: list[dict[str, str]] | None = None
+) -> list[Entity]:
+    """The entities this request's tenant and service path see; with ``patterns`` that all
+    name a ``type``, only those types are made."""
+    if not visible(request, ctx.config.ngsi):
+        return []
+    named = [p.get("type") for p in patterns or []]
+    types = frozenset(t for t in named if t) if named and all(named) else None
+    return city_entities(ctx, types)
 
 
 def _options(text: str | None) -> tuple[str, bool]:
@@ -229,7 +254,7 @@ def _answer(
     orders = _order(page.order_by, near is not None)
     selected = [
         e
-        for e in scoped_entities(ctx, request)
+        for e in scoped_entities(ctx, request, patterns)
         if (not patterns or any(fits(p, e) for p in patterns)) and where.holds(e)
     ]
     selected = _sorted(selected, orders, where.where)
@@ -327,6 +352,14 @@ async def batch_query(
         names[key] = value or None
     page = Page(orderBy, limit, offset, options, names["attrs"], names["metadata"])
     return _answer(ctx, request, patterns, expression(**given), page)
+
+
+@router.post("/v2/op/update", status_code=405, responses={405: ERROR_SCHEMA})
+@router.post("/v2/op/notify", status_code=405, responses={405: ERROR_SCHEMA})
+def no_batch_writes() -> None:
+    """Not served: batch updates and notifications in. Entities here are read-only (their data
+    comes from the devices), so these answer 405 with an empty ``Allow``."""
+    raise NgsiError("MethodNotAllowed", READ_ONLY, {"Allow": ""})
 
 
 @router.get("/v2/registrations", responses={200: JSON_LIST})
