@@ -205,3 +205,22 @@ def test_an_outbox_from_before_acknowledgements_is_upgraded(tmp_path):
     box = Outbox(path, "gw-01")
     assert [p.seq for p in box.pending()] == [41]
     assert box.confirm("river", Ack("river-02", 41)) == 1
+
+
+def test_a_dropped_message_handed_to_the_network_that_the_store_got_is_not_counted_lost(
+    tmp_path,
+):
+    """Confirmation by the store: a reading published (no PUBACK yet) and then dropped by the
+    full outbox may still reach the store; when the store's acknowledgement covers it, it no
+    longer counts as lost. One never handed over stays lost."""
+    box = Outbox(tmp_path / "o.db", "river-01", max_messages=2)
+    for i in range(2):
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    on_its_way = box.pending()[0]
+    box.handed([on_its_way.id])  # published; the broker went away before its PUBACK
+    for i in range(2, 4):  # full: seq 0 (on its way) and seq 1 (never handed) are dropped
+        box.add(TELEMETRY, "level", {"i": i}, TS)
+    assert box.counters()["dropped_full"] == 2
+    box.mark_sent([on_its_way.id], at_ms=1)  # the PUBACK after the reconnect: nothing to mark
+    box.confirm("river", Ack("river-01", 0, held=((2, 3),)))  # the store holds 0, 2 and 3
+    assert box.counters()["dropped_full"] == 1 and box.depth == 0

@@ -113,6 +113,9 @@ class Outbox:
         self._db.executescript(SCHEMA)
         self._depth = self._bytes = self._next_seq = 0
         self._counts: dict[str, int] = {}
+        # ids handed to the network and not yet acknowledged by it (in memory: a new process
+        # has nothing on its way); one dropped when full may still arrive, see _drop_oldest
+        self._handed: set[int] = set()
         self._upgrade()
         with self._transaction():
             owner = self._meta("device", None)
@@ -267,6 +270,9 @@ class Outbox:
             "ORDER BY droppable DESC, id LIMIT 1"
         ).fetchone()
         self._db.execute("DELETE FROM message WHERE id = ?", (row_id,))
+        if row_id in self._handed:
+            self._handed.discard(row_id)
+            sent = True  # on its way: the store may get it yet, and say so
         if sent and seq is not None:
             self._db.execute("INSERT INTO dropped_sent VALUES (?, ?)", (device, seq))
         self._depth -= 1
@@ -285,6 +291,12 @@ class Outbox:
             ).fetchall()
         return [Pending(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], bool(r[6])) for r in rows]
 
+    def handed(self, ids: Iterable[int]) -> None:
+        """These went to the network (published, no PUBACK yet): if the full outbox drops one
+        meanwhile, it is remembered as possibly arriving, like a message already sent."""
+        with self._lock:
+            self._handed.update(ids)
+
     def mark_sent(self, ids: Iterable[int], at_ms: int) -> None:
         """The broker has these (PUBACK): they stay until the store confirms them. The time of
         the first send is kept, for the age of the oldest unconfirmed message. Not synced on its
@@ -293,6 +305,7 @@ class Outbox:
         if not ids:
             return
         with self._lock, self._unsynced():
+            self._handed.difference_update(ids)
             self._by_ids(
                 "UPDATE message SET sent_ms = COALESCE(sent_ms, ?) WHERE id IN ({marks})",
                 ids,
@@ -310,18 +323,19 @@ class Outbox:
             params += images
         covered = " OR ".join(clauses[: len(ack.held) + 1])
         with self._lock, self._unsynced():
-            sizes = self._db.execute(
+            rows = self._db.execute(
                 f"DELETE FROM message WHERE device = ? AND ({' OR '.join(clauses)}) "
-                "RETURNING LENGTH(payload)",
+                "RETURNING id, LENGTH(payload)",
                 params,
             ).fetchall()
-            self._forget(len(sizes), sum(size for (size,) in sizes))
+            self._handed.difference_update(row_id for row_id, _ in rows)
+            self._forget(len(rows), sum(size for _, size in rows))
             arrived = self._db.execute(
                 f"DELETE FROM dropped_sent WHERE device = ? AND ({covered})",
                 params[: 2 + 2 * len(ack.held)],
             ).rowcount
             self._arrived(arrived)
-        return len(sizes)
+        return len(rows)
 
     def ack(self, ids: Iterable[int]) -> None:
         """Remove acknowledged messages. An id no longer here was dropped to make room while it
@@ -335,6 +349,7 @@ class Outbox:
         if not ids:
             return
         with self._lock, self._unsynced():
+            self._handed.difference_update(ids)
             sizes = self._by_ids(
                 "DELETE FROM message WHERE id IN ({marks}) RETURNING LENGTH(payload)", ids
             )

@@ -353,6 +353,7 @@ class MqttUplink:
         if room <= 0:
             return
         on_the_wire = set(self._mids.values())  # paho re-sends these itself after a reconnect
+        handed = []
         for message in self.outbox.pending(after_id=self._handed, limit=room):
             self._handed = message.id
             if message.id in on_the_wire:
@@ -361,6 +362,8 @@ class MqttUplink:
                 self.health.count("resent")
             info = self.client.publish(message.topic, message.payload, message.qos, message.retain)
             self._mids[info.mid] = message.id
+            handed.append(message.id)
+        self.outbox.handed(handed)
 
     def publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
         return self.client.publish(self._status_topic, self._status(state), qos=1, retain=True)
