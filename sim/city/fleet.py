@@ -380,6 +380,9 @@ class City:
             mqtt = self.mqtt_section("city")
             for key in ("username", "password_file"):
                 mqtt.pop(key)
+            # a tracker's own link settings (configs/tracker-0042.yaml): over LTE a long
+            # keepalive and a rare status save radio wake-ups, and 1,200 of them the broker
+            mqtt |= {"keepalive_s": 300, "status_interval_s": 1800.0}
             config = {
                 "children": size.trackers,
                 "first": first,
