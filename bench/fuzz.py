@@ -39,10 +39,13 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=30, help="per parser (default 30)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(TARGETS), help="these parsers (default: all)"
+    )
     args = parser.parse_args()
     print(f"{'parser':<20} {'inputs':>10} {'rejected':>10} {'per s':>8} crashes")
     failed = False
-    for name in sorted(TARGETS):
+    for name in args.only or sorted(TARGETS):
         out: multiprocessing.Queue = multiprocessing.Queue()
         proc = multiprocessing.Process(target=fuzz_one, args=(name, args.seconds, out))
         proc.start()

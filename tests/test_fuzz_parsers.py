@@ -174,3 +174,101 @@ def test_the_rdm6300_driver_survives_any_bytes_and_reads_the_next_tap(card_line,
         if card is not None and card.uid != uid:  # a tag id the noise happened to spell
             card = None
     assert card is not None and card.uid == uid
+
+
+AT_PREFIXES = ("+CGPSINFO: ", "+QGPSLOC: ", "+CSQ: ", "+CEREG: ", "+CREG: ", "+CPIN: ")
+weird = st.one_of(
+    st.sampled_from(["nan", "inf", "-inf", "1e308", "", "-1", "-9900.0", "99", "1.5.5", "N"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.integers(-100_000, 100_000).map(str),
+    st.text(alphabet="0123456789.-+eNSEW", max_size=10),
+)
+
+
+def answer(prefix: str, good: str) -> st.SearchStrategy[bytes]:
+    """``good`` (a real answer's fields) with one or two fields made weird."""
+    fields = good.split(",")
+
+    def spoil(changes: list[tuple[int, str]]) -> bytes:
+        spoiled = list(fields)
+        for at, value in changes:
+            spoiled[at] = value
+        return (prefix + ",".join(spoiled)).encode()
+
+    change = st.tuples(st.integers(0, len(fields) - 1), weird)
+    return st.lists(change, min_size=1, max_size=2).map(spoil)
+
+
+# the two GNSS answers, field by field, from real ones (SIM7600 AT+CGPSINFO, Quectel
+# AT+QGPSLOC=2); link answers; anything else
+gnss_answer = st.one_of(
+    answer("+CGPSINFO: ", "3752.000000,N,14007.000000,E,011226,081836.0,10.0,1.0,0.0"),
+    answer("+QGPSLOC: ", "081836.000,37.86667,140.11667,1.0,10.0,3,0.0,5.0,2.7,011226,07"),
+)
+at_answer = st.one_of(
+    gnss_answer,
+    answer("+CSQ: ", "20,99"),
+    answer("+CEREG: ", "0,1"),
+    st.builds(
+        lambda prefix, fields: (prefix + ",".join(fields)).encode(),
+        st.sampled_from(AT_PREFIXES),
+        st.lists(weird, max_size=12),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(answer=at_answer | st.binary(max_size=80))
+def test_the_tracker_modem_answers_any_at_response_with_a_sendable_fix_or_none(answer):
+    """The AT target (sim/fuzz_targets.py): the tracker's modem driver reads link health and
+    both GNSS answers from whatever the modem says; it never raises, and never hands the
+    tracker a position the city would refuse (out of range, NaN, infinite)."""
+    run_one("at_response", answer)
+
+
+def test_the_at_target_reads_a_real_sim7600_fix():
+    from edge.drivers.cellular import CellularModem, Sim7600Gnss
+    from sim.fuzz_targets import AnsweringPort
+
+    answer = b"+CGPSINFO: 3752.000000,N,14007.000000,E,011226,081836.0,10.0,1.0,0.0"
+    fix = Sim7600Gnss(CellularModem(AnsweringPort(answer), command_timeout_s=0.1)).read(0.1)
+    assert fix is not None and abs(fix.lat - 37.8667) < 0.001 and abs(fix.lon - 140.1167) < 0.001
+
+
+class FuzzedLte(PtyDevice):
+    """An LTE modem on a pty that answers every command with ``answer`` and OK."""
+
+    answer = b""
+
+    def on_line(self, line: bytes) -> bytes | None:
+        return b"\r\n" + self.answer + b"\r\n\r\nOK\r\n"
+
+
+@pytest.fixture(scope="module")
+def lte_line():
+    from edge.drivers.cellular import open_modem
+
+    device = FuzzedLte("ttyLTE-fuzz")
+    modem = open_modem(device.path)
+    modem.command_timeout_s = 1.0
+    yield device, modem
+    modem.close()
+    device.close()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(answer=gnss_answer)
+def test_the_tracker_modem_driver_on_a_pty_survives_any_answer(lte_line, answer):
+    """The same through the real serial port: the driver's answers come over a pty, and after
+    any of them the modem still answers link health."""
+    from edge.drivers.cellular import QuectelGnss, Sim7600Gnss
+    from sim.fuzz_targets import sendable
+
+    device, modem = lte_line
+    device.answer = answer.replace(b"\r", b"").replace(b"\n", b"")
+    for gnss in (Sim7600Gnss(modem), QuectelGnss(modem)):
+        sendable(gnss.read(1.0))
+    device.answer = b"+CSQ: 20,99"
+    assert modem.health().rssi_dbm == -73

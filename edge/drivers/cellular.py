@@ -41,6 +41,7 @@ from edge.drivers.gnss import KNOT_MPS, Fix, Status, degrees_from_nmea
 from edge.drivers.lorawan import ModemError
 from edge.drivers.lorawan.at import AtChannel
 from edge.drivers.serialport import SerialPort
+from edge.protocol.tracker import Position
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,8 @@ class ModemGnss(Closing):
             return self._none("no_fix")
         try:
             fix = self._parse([part.strip() for part in answer.split(",")])
+            if fix is not None:
+                _sendable(fix)
         except (ValueError, IndexError) as exc:
             log.debug("%s: malformed %s answer: %s", self.source, self.query, exc)
             self.counters["malformed"] += 1
@@ -311,6 +314,18 @@ def open_modem(
     if power.pin is not None:
         output = DigitalOutputDevice(power.pin, active_high=power.active_high, initial_value=True)
     return CellularModem(SerialPort(port, baudrate), output, power)
+
+
+def _sendable(fix: Fix) -> None:
+    """A garbled answer can parse into numbers no position has (a latitude of -99°, a NaN or
+    negative speed, -7 satellites: found by fuzzing, sim/fuzz_targets.py). Such a fix is a
+    malformed answer (``ValueError``), never a position the city would refuse and the tracker
+    would have sent in vain."""
+    Position.from_data(
+        Position(
+            fix.lat, fix.lon, fix.accuracy_m, fix.speed_mps, hdop=fix.hdop, sats=fix.satellites
+        ).data()
+    )
 
 
 def _field(lines: list[str] | None, prefix: str) -> str | None:

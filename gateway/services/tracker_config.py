@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge.protocol.envelope import parse_timestamp
 from edge.protocol.topics import check_device_id
 from edge.runtime.config import build, load_yaml
 from edge.runtime.uplink import MqttConfig
@@ -148,6 +149,10 @@ class TrackerServiceConfig:
     web: WebConfig = field(default_factory=WebConfig)
     routine: RoutineConfig = field(default_factory=RoutineConfig)  # learned routines (#12)
     clock_speed: float = 1.0  # >1 only in simulation
+    # simulation only: the instant (ISO 8601 UTC) a simulated city's sped-up clock counts from,
+    # and the moment it starts at (RFC 3339), shared with the devices so their times agree
+    clock_epoch: str | None = None
+    clock_start: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     def __post_init__(self) -> None:
@@ -156,6 +161,9 @@ class TrackerServiceConfig:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"timezone: unknown zone {self.timezone!r}") from exc
+        for key in ("clock_epoch", "clock_start"):
+            if (value := getattr(self, key)) is not None:
+                parse_timestamp(value, key)
         ids = [s.id for s in self.schools]
         if len(set(ids)) != len(ids):
             raise ValueError("schools: two schools share an id")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from edge.protocol import Envelope, EnvelopeError, Topic, utc_timestamp
+from edge.protocol.envelope import parse_timestamp
 from edge.protocol.topics import TopicError
 from edge.runtime.clock import Clock
 from edge.runtime.health import Health
@@ -42,7 +43,11 @@ TICK_S = 30.0  # how often the absence check runs (it acts once per school and d
 class TrackerService:
     def __init__(self, config: TrackerServiceConfig, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = clock or Clock(config.clock_speed)
+        self.clock = clock or Clock(
+            config.clock_speed,
+            parse_timestamp(config.clock_start) if config.clock_start else None,
+            epoch=parse_timestamp(config.clock_epoch) if config.clock_epoch else None,
+        )
         self.zone = ZoneInfo(config.timezone)
         self.db = TrackerDb(config.database)
         self.health = Health(self.clock)

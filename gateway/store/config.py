@@ -221,6 +221,8 @@ class StoreConfig:
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     clock_speed: float = 1.0  # >1 only in simulation, to match the simulated field devices
     clock_epoch: str | None = None  # simulation only: the devices' shared epoch (ISO 8601 UTC)
+    # simulation only: the moment the city's clock starts at (RFC 3339), e.g. a school morning
+    clock_start: str | None = None
 
     @property
     def subscriptions_file(self) -> Path:

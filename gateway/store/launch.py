@@ -64,6 +64,7 @@ def start_store(
     *,
     clock_speed: float = 1.0,
     clock_epoch: str | None = None,
+    clock_start: str | None = None,
     refresh_s: int = 10,
     sites_file: Path = SITES,
     http_port: int | None = None,
@@ -101,6 +102,7 @@ def start_store(
         },
         "clock_speed": clock_speed,
         "clock_epoch": clock_epoch,
+        "clock_start": clock_start,
         "log_level": "info",
     }
     if transit is not None:

@@ -47,7 +47,8 @@ class StoreService:
         self.config = config
         self.config_path = config_path
         epoch = parse_timestamp(config.clock_epoch) if config.clock_epoch else None
-        self.clock = clock or Clock(config.clock_speed, epoch=epoch)
+        start = parse_timestamp(config.clock_start) if config.clock_start else None
+        self.clock = clock or Clock(config.clock_speed, start, epoch=epoch)
         self.store = open_store(config.database, config.sqlite_sync)
         self.images = ImageFiles(config.images_dir)
         self.ingest: Ingest | None = None

@@ -1,15 +1,18 @@
 """Faults, one after another, while the city runs: the broker restarted and crashed (SIGKILL,
-persistence lost), the gateway, the store and agents SIGKILLed and started again, one gauge's
+persistence lost), the gateway, the store, the tracker service and one agent of each kind (for
+the trackers, a fleet process: 120 trackers at once) SIGKILLed and started again, one gauge's
 network cut in its namespace, one gauge's disk filled. After each, the time until the store holds
 everything every device had issued when the fault ended: the time to recover."""
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sim.city import school
 from sim.city.fleet import City
 from sim.city.report import issued_and_held, store_rows
 from sim.hil.city import GATEWAY
@@ -29,10 +32,10 @@ class Chaos:
 
     def faults(self) -> list[tuple[str, Callable[[], str]]]:
         city = self.city
-        by_link = {
-            link: [d for d in city.devices if d.link == link and not d.netns and not d.disk]
-            for link in ("mqtt", "lorawan")
-        }
+        groups: dict[tuple[str, str, bool], list[str]] = {}
+        for d in city.devices:  # agents of each kind and link; processes of many trackers apart
+            if not d.netns and not d.disk:
+                groups.setdefault((d.kind, d.link, d.process != d.name), []).append(d.process)
         plan: list[tuple[str, Callable[[], str]]] = [
             ("broker restarted", self._broker_restart),
             ("broker SIGKILL, persistence lost", self._broker_crash),
@@ -40,10 +43,12 @@ class Chaos:
         if GATEWAY in city.processes.running:
             plan.append(("gateway SIGKILL", lambda: self._kill(GATEWAY)))
         plan.append(("store SIGKILL", self._store_kill))
-        for link, devices in by_link.items():
-            if devices:
-                victim = self.rng.choice(devices).name
-                plan.append((f"agent SIGKILL ({link})", lambda v=victim: self._kill(v)))
+        if school.SERVICE in city.processes.running:
+            plan.append(("tracker service SIGKILL", lambda: self._kill(school.SERVICE)))
+        for (kind, link, shared), processes in sorted(groups.items()):
+            victim = self.rng.choice(sorted(set(processes)))
+            what = f"{kind} fleet process" if shared else f"{kind} agent"
+            plan.append((f"{what} SIGKILL ({link})", lambda v=victim: self._kill(v)))
         partitioned = [d for d in city.devices if d.netns is not None]
         if partitioned:
             plan.append(("network partition", lambda: self._partition(partitioned[0])))
@@ -100,13 +105,32 @@ class Chaos:
         return {d.name: issued_and_held(d.outbox)[0] for d in self.city.devices}
 
     def caught_up(self, targets: dict[str, int]) -> bool:
+        """Whether the store holds every seq below each device's target; a device found caught
+        up is taken out of ``targets``, so a city of 1,200 trackers is read once, then only the
+        devices still behind."""
         assert self.city.store is not None
         db = self.city.store.workdir / "store.db"
-        for name, issued in targets.items():
+        for name, issued in list(targets.items()):
             seqs = {row[0] for row in store_rows(db, name)[0]}
             if any(s not in seqs for s in range(issued)):
                 return False
+            del targets[name]
         return True
+
+    def _service_target(self) -> int | None:
+        """The positions the store holds now: the tracker service holds as many once it has
+        caught up (None: no tracker service in this city)."""
+        if self.city.school_config is None or self.city.store is None:
+            return None
+        return school.stored_positions(self.city.store.workdir / "store.db")
+
+    def _service_caught_up(self, target: int | None) -> bool:
+        if target is None or self.city.school_config is None:
+            return True
+        try:
+            return school.service_state(self.city.school_config)[0] >= target
+        except sqlite3.Error:  # the service is starting again and holds its database
+            return False
 
     def run(self, between_s: float, limit_s: float, tick: Callable[[], None]) -> None:
         for name, fault in self.faults():
@@ -117,10 +141,11 @@ class Chaos:
             detail = fault()
             ended = time.monotonic()
             targets = self.issued()
+            service = self._service_target()
             recovered: float | None = None
             while time.monotonic() - ended < limit_s:
                 tick()
-                if self.caught_up(targets):
+                if self.caught_up(targets) and self._service_caught_up(service):
                     recovered = time.monotonic() - ended
                     break
                 time.sleep(0.5)

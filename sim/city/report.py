@@ -112,7 +112,11 @@ def format_report(reports: list[DeviceReport], processes: Processes, wall_s: flo
         f"{'device':<12} {'link':<8} {'sent':>6} {'recv':>6} {'held':>5} {'lost':>5} "
         f"{'repeat':>6} {'twice':>5} {'order':>5} {'p50 ms':>8} {'p99 ms':>8}"
     ]
-    for r in reports:
+    shown = [r for r in reports if r.kind != "tracker"]
+    trackers = [r for r in reports if r.kind == "tracker"]
+    # a fleet of trackers is summed up below: here the first few, and any with a fault
+    shown += trackers[:3] + [r for r in trackers[3:] if r.lost or r.stored_twice or r.held]
+    for r in shown:
         p50, p99 = (percentile(r.latencies_s, q) * 1000 for q in (50, 99))
         lines.append(
             f"{r.name:<12} {r.link:<8} {r.sent:>6} {r.received:>6} {r.held:>5} {r.lost:>5} "
@@ -127,8 +131,9 @@ def format_report(reports: list[DeviceReport], processes: Processes, wall_s: flo
         lines.append(
             f"{kind}/{link}: {len(group)} devices, sent {sum(r.sent for r in group)}, "
             f"received {sum(r.received for r in group)}, held {sum(r.held for r in group)}, "
-            f"lost {sum(r.lost for r in group)}, "
-            f"stored twice {sum(r.stored_twice for r in group)}, latency p50 "
+            f"lost {sum(r.lost for r in group)}, repeats {sum(r.repeats for r in group)}, "
+            f"stored twice {sum(r.stored_twice for r in group)}, "
+            f"out of order {sum(r.out_of_order for r in group)}, latency p50 "
             f"{percentile(lat, 50) * 1000:.0f} ms, p99 {percentile(lat, 99) * 1000:.0f} ms"
         )
     lines.append("")

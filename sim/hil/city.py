@@ -50,13 +50,18 @@ class CitySide:
         *,
         extra_hosts: tuple[str, ...] = (),
         clock_epoch: str | None = None,
+        clock_start: str | None = None,
+        transit: dict[str, object] | None = None,
     ) -> None:
         """``gateway_devices``: LoRaWAN devices whose acknowledgements the gateway reads;
         ``extra_hosts``: more broker listeners (a simulated network's ends); ``clock_epoch``: the
-        simulated city's shared epoch, for the store."""
+        simulated city's shared epoch, for the store, and ``clock_start`` the moment its clock
+        starts at; ``transit``: the store's bus feed section (GTFS-Realtime, ridership)."""
         self.workdir = workdir
         self.clock_speed = clock_speed
         self.clock_epoch = clock_epoch
+        self.clock_start = clock_start
+        self.transit = transit
         self.extra_port = free_port() if extra_hosts else None
         self.passwords = {u: secrets.token_urlsafe(12) for u in [*users, GATEWAY, CITY_USER]}
         self.broker = Mosquitto(
@@ -93,6 +98,8 @@ class CitySide:
             self.passwords[CITY_USER],
             clock_speed=self.clock_speed,
             clock_epoch=self.clock_epoch,
+            clock_start=self.clock_start,
+            transit=self.transit,
         )
 
     def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:

@@ -48,20 +48,36 @@ def service_day(feed: Feed, now: datetime) -> datetime:
 
 
 class DemoBus:
-    def __init__(self, workdir: Path, seed: int = 7) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        seed: int = 7,
+        *,
+        device: str = DEVICE,
+        trips: slice = slice(None),
+        clock: Clock | None = None,
+    ) -> None:
+        """``trips``: which of the day's trips this bus runs (a city's buses share them out);
+        ``clock``: a simulated city's, instead of the bus's own timetable clock."""
         self.workdir = workdir
+        self.device = device
         self.feed = Feed.load(FEED)
-        day = service_day(self.feed, datetime.now(UTC))
-        trips = self.feed.trips_on(ROUTE, day.date())
+        day = service_day(self.feed, clock.now() if clock else datetime.now(UTC))
+        runs = self.feed.trips_on(ROUTE, day.date())[trips]
         midnight = day - timedelta(hours=12)
-        self.start_at = midnight + timedelta(seconds=trips[0].start_s - 60)
-        self.clock = Clock(SPEED, self.start_at)
-        self.drive = BusDrive(self.feed, [t.id for t in trips], day)
+        self.start_at = midnight + timedelta(seconds=runs[0].start_s - 60)
+        self.clock = clock or Clock(SPEED, self.start_at)
+        self.drive = BusDrive(self.feed, [t.id for t in runs], day)
         devices = workdir / "dev"
         devices.mkdir(parents=True, exist_ok=True)
-        self.reader = Rdm6300Sim(link_dir=str(devices), seed=seed)
+        suffix = "" if device == DEVICE else f"-{device}"
+        self.reader = Rdm6300Sim(f"ttyRFID{suffix}", link_dir=str(devices), seed=seed)
         self.gnss = GnssReceiverSim(
-            self.drive.sky, self.clock, period_s=1 / SPEED, name="ttyGNSS", link_dir=devices
+            self.drive.sky,
+            self.clock,
+            period_s=1 / self.clock.speed,
+            name=f"ttyGNSS{suffix}",
+            link_dir=devices,
         )
         self.secret = secrets.token_bytes(32).hex().encode()
         self.passes = [bytes([0x3C, 0, seed, 0, i]) for i in range(PASSES)]
@@ -77,8 +93,8 @@ class DemoBus:
         """The provisioned config, fitted to this machine: outbox, timetable clock, simulated
         ports, the tablet on loopback."""
         return rendered | {
-            "outbox": {"path": str(self.workdir / "outbox" / f"{DEVICE}.db")},
-            "clock_speed": SPEED,
+            "outbox": {"path": str(self.workdir / "outbox" / f"{self.device}.db")},
+            "clock_speed": self.clock.speed,
             "clock_start": self.start_at.isoformat(),
             "log_level": "info",
             "bus": rendered["bus"]
@@ -89,7 +105,7 @@ class DemoBus:
                 "reader": {"model": "rdm6300", "port": self.reader.path},
                 "gnss": {"port": self.gnss.path},
                 "tablet": {"bind": "127.0.0.1", "port": self.tablet_port},
-                "state_path": str(self.workdir / "outbox" / f"{DEVICE}-state.db"),
+                "state_path": str(self.workdir / "outbox" / f"{self.device}-state.db"),
             },
         }
 
