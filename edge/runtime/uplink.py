@@ -44,6 +44,10 @@ FLOOR_EVERY_S = 60.0  # at most one early status a minute to tell the store of a
 # paho holds up to this many times ``inflight`` messages queued behind the ones on the wire, so the
 # wire never waits for the pump thread; memory stays bounded by it.
 HANDOVER_FACTOR = 10
+PUMP_IDLE_S = 10.0  # the pump looks at the outbox at least this often, woken or not
+# paho's select() wakes for traffic and for every publish (its socket pair), so a long wait only
+# spares idle wake-ups; keepalive is checked after each, hence at most a quarter of it
+NETWORK_WAIT_S = 5.0
 
 
 @dataclass
@@ -287,7 +291,8 @@ class MqttUplink:
                     )
                     self._sleep_backoff()
                     continue
-            if self.client.loop(timeout=1.0) != mqtt.MQTT_ERR_SUCCESS:
+            wait = min(NETWORK_WAIT_S, self.config.keepalive_s / 4)
+            if self.client.loop(timeout=wait) != mqtt.MQTT_ERR_SUCCESS:
                 socket_open = False
                 self.connected.clear()
                 if not self._stop.is_set():
@@ -303,7 +308,7 @@ class MqttUplink:
     def _pump(self) -> None:
         next_status = time.monotonic() + self.config.status_interval_s
         while not self._stop.is_set():
-            self.wake.wait(timeout=1.0)
+            self.wake.wait(timeout=self._idle_s(next_status))
             self.wake.clear()
             self._apply_acks()
             if not self.connected.is_set():
@@ -313,6 +318,16 @@ class MqttUplink:
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + self.config.status_interval_s
                 self.publish_status("online")
+
+    def _idle_s(self, next_status: float) -> float:
+        """How long the pump sleeps unless woken (a message queued, a PUBACK, an ack, a
+        connect): until the status or a confirmation deadline is due, at most PUMP_IDLE_S. An
+        idle device (a tracker between fixes) then costs next to nothing: a city runs
+        thousands."""
+        due = next_status
+        if self._waiting_since is not None:
+            due = min(due, self._waiting_since + self._timeout_s)
+        return min(PUMP_IDLE_S, max(0.01, due - time.monotonic()))
 
     def _apply_acks(self) -> None:
         with self._acked_lock:
@@ -390,7 +405,7 @@ class MqttUplink:
                 info.wait_for_publish(timeout=min(2.0, flush_timeout_s))
             except RuntimeError:
                 pass
-            self.client.disconnect()
+        self.client.disconnect()  # also wakes the network thread from its wait
         self._stop.set()
         self.wake.set()
         for thread in self._threads:
