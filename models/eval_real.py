@@ -26,8 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from edge.agents.camera.config import COCO_GROUPS  # noqa: E402
 from train_species_head import Features, real_photos  # noqa: E402
+
+from edge.agents.camera.config import COCO_GROUPS  # noqa: E402
 
 HARMFUL = {"bear", "boar", "macaque", "deer", "serow"}
 CITY = {coco: city for city, names in COCO_GROUPS.items() for coco in names}

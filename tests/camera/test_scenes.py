@@ -123,8 +123,8 @@ def test_a_bear_at_dusk_in_rain_after_a_rain_shower_is_one_alert(seed, tmp_path,
         tmp_path / "dusk.avi",
     )
     run = run_camera(film)
-    assert [(e.data["label"], e.data["harmful"]) for e in run.events] == [("bear", True)], (
-        describe(run)
+    assert [(e.data["label"], e.data["harmful"]) for e in run.events] == [("bear", True)], describe(
+        run
     )
     assert run.events[0].data["night_ir"] is True
     assert run.events[0].data["trigger"] == "motion"
