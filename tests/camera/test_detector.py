@@ -1,5 +1,6 @@
 """The COCO detector (models/coco-nanodet-416.tflite, converted by models/build_detector.py) on
-real photographs of the evaluation set (models/eval/, from Debian's gcompris-qt-data)."""
+real photographs of the evaluation set (models/eval/, from Debian's gcompris-qt-data and Tux
+Paint's cut-out stamps)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from camera.support import ROOT
 from edge.agents.camera.classifier import DenseDetector, load_model
+from edge.agents.camera.config import COCO_GROUPS, DetectorConfig
 
 MODELS = ROOT / "models"
 EVAL = MODELS / "eval"
@@ -43,9 +45,26 @@ def test_people_in_real_photographs_are_found(detector):
     assert len(rows) >= 5 and sum(found) >= len(rows) - 2, list(zip(rows, found, strict=True))
 
 
+def test_every_real_photo_of_a_harmful_species_is_passed_on_by_the_detector(detector):
+    """Bears, wild boar and pigs, deer, goat-antelopes, monkeys and apes (23 photos): at the
+    agent's default score the detector finds something it maps to a city label in each, so the
+    camera never drops a real animal before the species step (which labels them, badly:
+    models/COCO_DETECTOR.md)."""
+    mapped = {name for names in COCO_GROUPS.values() for name in names}
+    rows = list(csv.DictReader((EVAL / "photos.csv").open()))
+    harmful = [r for r in rows if r["city"] not in ("", "person")]
+    assert len(harmful) >= 20
+    missed = []
+    for row in harmful:
+        found = detector.detect(photo(row["file"]), DetectorConfig.min_score)
+        if not found or found[0].label not in mapped:
+            missed.append((row["file"], found[:1]))
+    assert not missed, missed
+
+
 def test_every_evaluation_photo_has_a_free_licence_and_a_source():
     rows = list(csv.DictReader((EVAL / "photos.csv").open()))
-    assert len(rows) >= 20
+    assert len(rows) >= 40
     for row in rows:
         assert (EVAL / "photos" / row["file"]).is_file(), row["file"]
         assert row["licence"] and row["source"].startswith("http") and row["package"], row

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from camera.support import describe
+from sim.devices.camera import scene, write_video
 
 HARMFUL = ["bear", "boar", "macaque", "deer", "serow", "bear-night", "boar-night", "deer-rain"]
 IMAGE_CAP = 30_000
@@ -104,3 +105,27 @@ def test_with_the_detector_and_the_species_head_a_harmful_animal_still_alerts(vi
         run = run_camera(video(name), detector=head)
         assert len(run.events) == 1 and run.events[0].data["harmful"], describe(run)
         assert run.events[0].data["model"]["head"] == "species-head.tflite"
+
+
+@pytest.mark.parametrize("seed", [701, 1101, 1301, 1501])
+def test_a_bear_at_dusk_in_rain_after_a_rain_shower_is_one_alert(seed, tmp_path, run_camera):
+    """The HIL film of scenarios/camera-bear-dusk-rain.yaml, played as fast as it decodes and
+    without a PIR: rain for 6 s (its streaks make many pixels flicker), then the view of the
+    bear's scene, the IR-cut filter dropping 0.5 s later, and the bear. Both frame-wide changes
+    must recalibrate the gate, not mark the frame as swaying; the motion alone must find the
+    bear. (Seed 701 is the HIL's seed 7, which raised nothing before this was fixed.)"""
+    film = write_video(
+        [
+            scene("empty", seed - 1, duration_s=4.0),
+            scene("rain", seed, duration_s=6.0),
+            scene("bear-rain", seed + 1, ir_switch_at=0.5, enter_s=2.0),
+        ],
+        tmp_path / "dusk.avi",
+    )
+    run = run_camera(film)
+    assert [(e.data["label"], e.data["harmful"]) for e in run.events] == [("bear", True)], describe(
+        run
+    )
+    assert run.events[0].data["night_ir"] is True
+    assert run.events[0].data["trigger"] == "motion"
+    assert run.counters["recalibrations"] >= 3  # opening, the rain's view, the bear's, IR

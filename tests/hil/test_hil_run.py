@@ -13,18 +13,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
-# Known, open defect (issue #16): since the camera's new gating, the bear at dusk in rain of seed
-# 7 raises nothing at all (seed 8 is reported as a harmful bear in night IR). Strict: the day the
-# camera reports it, this marker fails and must go.
-KNOWN_DEFECTS = {
-    "camera-bear-dusk-rain": "seed 7: a bear at dusk in rain is not reported (issue #16, open)",
-}
-PARAMS = [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[s.stem]))
-    if s.stem in KNOWN_DEFECTS
-    else s
-    for s in SCENARIOS
-]
 
 
 def hil(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
@@ -39,7 +27,7 @@ def hil(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("scenario", PARAMS, ids=[s.stem for s in SCENARIOS])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.stem for s in SCENARIOS])
 def test_every_scenario_passes_against_the_simulators(scenario, tmp_path):
     junit = tmp_path / "results.xml"
     done = hil(str(scenario), "--target", "sim", "--junit", str(junit))

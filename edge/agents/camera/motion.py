@@ -49,6 +49,7 @@ SUDDEN = 0.5  # frame-wide only if the frame before had changed in fewer tiles t
 GAIN_GRID = (16, 12)  # cells of the median gain: enough to outvote an animal
 MIN_QUIET_CELLS = 24  # of the 192: fewer still cells than this and the gain is taken as 1
 GAIN_IGNORED = 0.02  # closer to 1 than this: sensor noise, not an exposure change
+RESCALE = 1e4  # the flicker counts' lazy decay factor is folded back in past this
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class MotionGate:
         self._roi: np.ndarray | None = None
         self._roi_tiles: np.ndarray | None = None
         self._roi_cells: np.ndarray | None = None
+        self._roi_px = 1
+        self._gain_at = (slice(None), slice(None))  # rows, columns of the gain's samples
+        self._scale = 1.0  # the flicker counts are _flicker / _scale
         self._tiles_before = 0.0  # share of tiles changed in the frame before
         self._flicker: np.ndarray | None = None
         self._moved: np.ndarray | None = None
@@ -91,7 +95,14 @@ class MotionGate:
         self._roi_tiles = cv2.resize(roi, (TILES, TILES), interpolation=cv2.INTER_AREA)
         cells = cv2.resize(roi, GAIN_GRID, interpolation=cv2.INTER_AREA)
         self._roi_cells = cells >= min(0.5, float(cells.max()))  # a thin ROI: its best cells
+        self._roi_px = max(1, cv2.countNonZero(self._roi))
+        # the gain's sample pixels: the first of each cell of GAIN_GRID (a strided view: cheaper
+        # than resizing, and the same pixels a nearest resize would take on a 160x120 frame)
+        sx, sy = max(1, w // GAIN_GRID[0]), max(1, h // GAIN_GRID[1])
+        self._gain_at = (slice(0, sy * GAIN_GRID[1], sy), slice(0, sx * GAIN_GRID[0], sx))
+        self._roi_cells = self._roi_cells[: len(range(h)[self._gain_at[0]])]
         self._flicker = np.zeros((h, w), np.float32)
+        self._scale = 1.0
         self._moved = np.zeros((h, w), np.uint8)
         self._t = t
         motion = self._recalibrate(small, t)
@@ -103,6 +114,8 @@ class MotionGate:
         self._tiles_before = 0.0
         self._settle_until = t + self.config.settle_s
         self._streak = 0
+        # the frame-wide change is no pixel switching: the flicker counts must not take it in
+        self._moved[:] = 0
         return Motion([], 1.0, True, False)
 
     def update(self, frame: np.ndarray, t: float, pir: bool = False) -> Motion:
@@ -123,57 +136,99 @@ class MotionGate:
             return self._recalibrate(small, t)
         if gain != 1.0:  # the exposure changed: so did the whole background
             self._bg *= gain
-        b, g, r = cv2.split(cv2.absdiff(small, cv2.convertScaleAbs(self._bg)))
-        diff = cv2.max(cv2.max(b, g), r)
-        moving = cv2.threshold(diff, cfg.threshold * boost, 1, cv2.THRESH_BINARY)[1]
+        moving = self._differs(small, cfg.threshold * boost)
         if self.config.roi:
             moving &= self._roi
-        # learning goes by every pixel that differs, before noise and swaying are cleared from
-        # what counts as motion: a speck of fur the opening removes must not seep into the
-        # background at the fast rate and stay behind as a ghost when the animal has gone
-        still = cv2.compare(moving, 0, cv2.CMP_EQ)
-        self._flickering(moving, dt)
-        moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, OPEN)
-        changed = cv2.countNonZero(moving) / max(1, cv2.countNonZero(self._roi))
-        tiles = self._tile_share(moving) if changed > cfg.recalibrate_fraction * TILE_CHANGED else 0
+        # a frame-wide change (a flash, the IR-cut filter, a scene cut) is told by what differs,
+        # opened, before swaying pixels are cleared: in rain many pixels count as swaying, and
+        # clearing them first would hide the change and then count it as everyone's flicker
+        opened = cv2.morphologyEx(moving, cv2.MORPH_OPEN, OPEN)
+        roi_px = self._roi_px
+        wide = cv2.countNonZero(opened) / roi_px
+        tiles = self._tile_share(opened) if wide > cfg.recalibrate_fraction * TILE_CHANGED else 0
         sudden = tiles > cfg.recalibrate_fraction and self._tiles_before < SUDDEN
         self._tiles_before = tiles
         if sudden:
             return self._recalibrate(small, t)
-        # still pixels follow the scene; changed ones (an animal) are learned only very slowly
-        cv2.accumulateWeighted(small, self._bg, 1 - math.exp(-dt / cfg.background_s), still)
-        cv2.accumulateWeighted(small, self._bg, 1 - math.exp(-dt / cfg.absorb_s), ~still)
+        self._learn(small, moving, dt)
+        # learning above went by every pixel that differs, before noise and swaying are
+        # cleared from what counts as motion: a speck of fur the opening removes must not seep
+        # into the background at the fast rate and stay behind as a ghost when the animal left
+        swaying = self._flickering(moving, dt)
+        if swaying is not None:
+            cv2.bitwise_and(opened, 0, opened, mask=swaying)
+            changed = cv2.countNonZero(opened) / roi_px
+        else:
+            changed = wide
         if t < self._settle_until:
             return Motion([], changed, False, False)
-        boxes = self._regions(moving, w / small.shape[1], boost) if changed else []
+        boxes = self._regions(opened, w / small.shape[1], boost) if changed else []
         self._streak = self._streak + 1 if boxes else 0
         confirm = 1 if boost < 1 else cfg.confirm_frames
         return Motion(boxes, changed, False, self._streak >= confirm)
+
+    def _differs(self, small: np.ndarray, threshold: float) -> np.ndarray:
+        """1 where any colour channel differs from the background by more than ``threshold``.
+        Thresholding the three channels and then taking the grey level is the cheap "any": a
+        channel at 255 gives a grey level of at least 29, three at 0 give 0."""
+        diff = cv2.absdiff(small, cv2.convertScaleAbs(self._bg))
+        over = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)[1]
+        return cv2.threshold(cv2.cvtColor(over, cv2.COLOR_BGR2GRAY), 0, 1, cv2.THRESH_BINARY)[1]
+
+    def _learn(self, small: np.ndarray, moving: np.ndarray, dt: float) -> None:
+        """Still pixels follow the scene with ``background_s``; changed ones (an animal) only
+        with ``absorb_s``. Done as one pass over the whole frame at the slow rate, then (only
+        when something differs) a masked pass over the still pixels topping them up to the fast
+        rate: most frames are all still and cost one unmasked pass."""
+        cfg = self.config
+        fast = math.exp(-dt / cfg.background_s)  # share of the old background kept
+        if not cv2.countNonZero(moving):
+            cv2.accumulateWeighted(small, self._bg, 1 - fast)
+            return
+        slow = math.exp(-dt / cfg.absorb_s)
+        cv2.accumulateWeighted(small, self._bg, 1 - slow)
+        still = cv2.compare(moving, 0, cv2.CMP_EQ)
+        cv2.accumulateWeighted(small, self._bg, 1 - fast / slow, still)
 
     def _gain(self, small: np.ndarray) -> float:
         """The frame's overall brightness relative to the background: the median ratio over a
         coarse grid of sample pixels, leaving out those where something moved in the frame
         before (a bear filling half the view must not pass for an exposure change)."""
-        near = cv2.INTER_NEAREST  # one pixel per cell: the median of 192 is steady enough
-        seen = cv2.resize(small, GAIN_GRID, interpolation=near).sum(axis=2, dtype=np.float32)
-        known = cv2.resize(self._bg, GAIN_GRID, interpolation=near).sum(axis=2)
-        quiet = self._roi_cells & (cv2.resize(self._moved, GAIN_GRID, interpolation=near) == 0)
-        if np.count_nonzero(quiet) < MIN_QUIET_CELLS:
+        at = self._gain_at  # one pixel per cell: the median of 192 is steady enough
+        seen = small[at].sum(axis=-1, dtype=np.float32)
+        known = self._bg[at].sum(axis=-1)
+        quiet = self._roi_cells & (self._moved[at] == 0)
+        n = int(np.count_nonzero(quiet))
+        if n < MIN_QUIET_CELLS:
             return 1.0  # too little of the view is still to tell
-        gain = float(np.median((seen[quiet] + 3.0) / (known[quiet] + 3.0)))
+        ratios = (seen[quiet] + 3.0) / (known[quiet] + 3.0)
+        half = n // 2
+        if n % 2:
+            gain = float(np.partition(ratios, half)[half])
+        else:
+            low = np.partition(ratios, (half - 1, half))
+            gain = float(low[half - 1] + low[half]) / 2
         return 1.0 if abs(gain - 1) < GAIN_IGNORED else gain
 
-    def _flickering(self, moving: np.ndarray, dt: float) -> None:
-        """Clear pixels that keep switching between moving and still (swaying leaves, a frond
-        before the lens, sensor noise at the threshold): a passing animal switches a pixel twice,
-        a branch in the wind several times a second. Counts decay with ``flicker_s``."""
+    def _flickering(self, moving: np.ndarray, dt: float) -> np.ndarray | None:
+        """Pixels (and their neighbours) that keep switching between moving and still, or None:
+        swaying leaves, a frond before the lens, sensor noise at the threshold. A passing animal
+        switches a pixel twice, a branch in the wind several times a second. Counts decay with
+        ``flicker_s``: kept as ``_flicker / _scale``, so the decay is one multiplication, not a
+        pass over the frame."""
         flips = cv2.bitwise_xor(moving, self._moved)
         np.copyto(self._moved, moving)
-        decay = math.exp(-dt / self.config.flicker_s)
-        cv2.addWeighted(self._flicker, decay, flips, 1.0, 0.0, self._flicker, cv2.CV_32F)
-        swaying = cv2.compare(self._flicker, self.config.flicker_max, cv2.CMP_GT)
-        cv2.dilate(swaying, SWAY, swaying)  # a swaying tip reaches new pixels too
-        cv2.bitwise_and(moving, 0, moving, mask=swaying)
+        self._scale /= math.exp(-dt / self.config.flicker_s)
+        if self._scale > RESCALE:  # keep the stored counts within float32's comfort
+            self._flicker /= self._scale
+            self._scale = 1.0
+        if cv2.countNonZero(flips):
+            cv2.add(self._flicker, self._scale, self._flicker, mask=flips)
+        limit = self.config.flicker_max * self._scale
+        swaying = cv2.compare(self._flicker, limit, cv2.CMP_GT)
+        if not cv2.countNonZero(swaying):
+            return None
+        return cv2.dilate(swaying, SWAY)  # a swaying tip reaches new pixels too
 
     def _tile_share(self, moving: np.ndarray) -> float:
         """The share of the region of interest's tiles in which something changed."""
