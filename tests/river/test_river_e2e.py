@@ -235,8 +235,9 @@ def test_agent_process_over_lorawan_stuck_sensor_city_command_clean_stop(
         arrivals.close()
         gauge.close()
     times = [scenario_s(clock, e) for _, e in arrivals.of(device, "telemetry")]
-    assert times[1] - times[0] == pytest.approx(60, abs=20)
-    assert times[-1] - times[-2] == pytest.approx(300, abs=20)
+    jitter = 0.1 * SPEED  # 100 ms of a loaded machine's scheduling, in river seconds
+    assert times[1] - times[0] == pytest.approx(60, abs=jitter)
+    assert times[-1] - times[-2] == pytest.approx(300, abs=jitter)
     data = [e.data for _, e in arrivals.of(device, "telemetry")]
     assert data[0]["level_m"] == pytest.approx(0.8, abs=0.05)
     assert [d.get("missing") for d in data[2:5]] == ["stuck"] * 3
