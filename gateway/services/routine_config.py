@@ -20,7 +20,9 @@ class RoutineConfig:
     stay_min_s: float = 300.0  # ... for at least this long (5 min)
     place_radius_m: float = 150.0  # stays this close are the same place
     max_accuracy_m: float = 100.0  # a worse fix neither teaches nor alerts
-    still_m: float = 30.0  # two fixes this close a minute apart: the child stopped (went in)
+    # two fixes this close a minute apart: the child stopped (went in). Under the agent's move_m
+    # (50 m): a walking tracker sends only once it is that far from the last fix it sent
+    still_m: float = 45.0
     max_gap_s: float = 16 * 3600.0  # silence inside one stay (indoors, asleep) up to this long
     memory_days: float = 30.0  # days kept in a model; never more than retention.positions_days
     half_life_days: float = 14.0  # a day this old counts half as much as today (slow forgetting)

@@ -210,7 +210,12 @@ class RoutineEngine:
         stay = model.stay
         if stay is None or model.last_ms is None:
             return "stale", -1
-        pid = stay.place if stay.place is not None else model.place_at(stay.x, stay.y)
+        pid = stay.place
+        if pid is None:
+            near = model.place_at(stay.x, stay.y)
+            # stopped there, not a walk past it; at home's door, home (the harmless reading)
+            if near is not None and (stay.stopped or stay.quiet or near == model.home):
+                pid = near
         if pid is not None and now - stay.last_ms <= self.c.max_gap_s * 1000:
             return "place", pid
         if (

@@ -210,6 +210,17 @@ class ChildModel:
                 self._label(last, ts_ms, stay.place)
         else:
             if stay is not None:
+                if (
+                    stay.place is None
+                    and stay.stopped
+                    and ts_ms - stay.start_ms >= c.stay_min_s * 1000
+                    and ts_ms - stay.last_ms <= c.max_gap_s * 1000
+                ):
+                    # the tracker's "walk ended" fix, then silence: indoors there all along (a
+                    # walking child sends a fix every 50 m), though the fix that says it left is
+                    # already down the street
+                    self._confirm(stay)
+                    self._label(stay.start_ms, ts_ms, stay.place)  # type: ignore[arg-type]
                 self._leave(stay, ts_ms)
             if last is not None and ts_ms - last > 1_800_000:
                 self.origin = self.place_at(x, y)  # after a long silence: where it starts from
