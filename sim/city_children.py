@@ -451,6 +451,10 @@ class Walker:
                 self.fix(t, here)
                 sent = here
             t += PACE.school_every_s if school else PACE.moving_every_s
+        else:  # the first look after arriving sees the child where it stopped
+            school = self._school_window(t)
+            if math.dist(route[-1], sent) >= (PACE.school_move_m if school else PACE.move_m):
+                self.fix(t, route[-1])
         self.t = start + duration
 
 

@@ -213,8 +213,10 @@ class RoutineEngine:
         pid = stay.place
         if pid is None:
             near = model.place_at(stay.x, stay.y)
-            # stopped there, not a walk past it; at home's door, home (the harmless reading)
-            if near is not None and (stay.stopped or stay.quiet or near == model.home):
+            # stopped there, not a walk past it; silent at home's door: home (a walking tracker
+            # sends every 50 m, so silence there is the child gone in, or a harmless lost fix)
+            silent = now - stay.last_ms > 150_000
+            if near is not None and (stay.stopped or stay.quiet or (near == model.home and silent)):
                 pid = near
         if pid is not None and now - stay.last_ms <= self.c.max_gap_s * 1000:
             return "place", pid
@@ -293,6 +295,11 @@ class RoutineEngine:
             origin = model.origin
             if where == "walk" and origin is not None and now - model.left_ms <= 1_200_000:
                 familiar = self._familiar(model, slot, origin)
+            near = model.place_at(stay.x, stay.y) if stay is not None else None
+            if where in ("walk", "new") and near is not None and now - stay.start_ms <= 3600_000:
+                # the walk ended at a place familiar now, the fix that would say "stopped"
+                # thrown off by a reflection: the park on the way home, not lateness
+                familiar = familiar or self._familiar(model, slot, near)
             target = model.places.get(usual)
             if target is not None and math.hypot(x - target[0], y - target[1]) <= 2 * (
                 c.place_radius_m
@@ -309,6 +316,7 @@ class RoutineEngine:
                 origin is not None
                 and model.trip_counts.get(origin, 0) >= c.min_trips
                 and not model.in_corridor(origin, x, y)
+                and not model.in_corridor(None, x, y)  # nor on a street walked to elsewhere
                 and model.place_at(x, y) is None
             )
             if off:

@@ -137,6 +137,7 @@ class ChildModel:
         self.schedules: dict[str, Schedule] = {p: Schedule() for p in WEEK_PARTS}
         self.out_share = np.ones(SLOTS)
         self.corridors: dict[int, set[int]] = {}
+        self.streets: set[int] = set()  # every corridor square, whatever the origin
         self.trip_counts: dict[int, int] = {}
         self.home: int | None = None
         self.cols: dict[int, int] = {}  # place id -> its column in the schedules' shares
@@ -344,6 +345,7 @@ class ChildModel:
         for fine in self.fines:
             if fine.kind == "route":
                 self.corridors.setdefault(fine.origin, set()).update(fine.cells)
+        self.streets = set().union(*self.corridors.values())
 
     # -- what the schedules say -----------------------------------------------------------------
     def share_of(self, part: str, slot: int, place: int, window: int = 4) -> float:
@@ -371,11 +373,13 @@ class ChildModel:
         firsts.sort()
         return firsts[min(len(firsts) - 1, int(quantile * len(firsts)))]
 
-    def in_corridor(self, origin: int, x: float, y: float) -> bool:
-        cells = self.corridors.get(origin)
+    def in_corridor(self, origin: int | None, x: float, y: float) -> bool:
+        """Near (``route_off_m``) a square walked from ``origin`` — or, ``origin`` None, in a
+        square walked from any place (a street the child knows)."""
+        cells = self.corridors.get(origin) if origin is not None else self.streets
         if not cells:
             return False
-        reach = max(1, round(self.c.route_off_m / self.c.cell_m))
+        reach = max(1, round(self.c.route_off_m / self.c.cell_m)) if origin is not None else 0
         key = self.cell(x, y)
         cx, cy = key >> 16, key & 0xFFFF
         return any(
