@@ -257,7 +257,7 @@ class RoutineEngine:
                 found.append(Finding("hour", left, pid, home))
         if part == "outing":
             return found
-        schedule = model.schedules[part]
+        schedule = model.schedule_for(part)
         free = part in FREE_PARTS
         enough = schedule.days >= c.min_part_days
         usual = int(schedule.usual[slot])
@@ -274,7 +274,8 @@ class RoutineEngine:
             far = from_home > c.neighbourhood_m
             # when she is usually home, somewhere new round the corner is not news either
             near = usual == home and from_home <= c.near_home_m
-            if rare and (far or not free) and not near and stay is not None:
+            driven = free and model.driven
+            if rare and (far or not free) and not near and not driven and stay is not None:
                 since = stay.start_ms
                 if now - since >= c.stay_min_s * 1000 and not self._fine(state, "place", now):
                     found.append(Finding("place", since, pid, usual))
@@ -373,7 +374,7 @@ class RoutineEngine:
         else:
             slot = self._slot(state, now)
             part = "school" if state.part == OUTING else state.part
-            usual = model.schedules[part].usual
+            usual = model.schedule_for(part).usual
             later = [s for s in range(slot + 1, SLOTS) if usual[s] != pid]
             due = state.day_start_ms + (later[0] if later else SLOTS) * SLOT_MS + 60_000
             due = min(due, now + 1800_000)

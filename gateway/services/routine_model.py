@@ -37,6 +37,8 @@ SLOTS = 96
 TRAVEL = -1
 UNKNOWN = -2
 DAY_MS = 86_400_000
+WEEKEND = "weekend"  # Saturdays and Sundays pooled, until each has enough days of its own
+WEEKEND_PARTS = ("saturday", "sunday")
 _BIAS = 1 << 15  # cell indices are stored offset to stay positive
 
 
@@ -133,8 +135,9 @@ class ChildModel:
         self.last_xy = (0.0, 0.0)
         self.last_at: dict[int, int] = {}  # place -> last fix there
         self.left_ms = 0  # the first fix after the child left a place
+        self.driven = False  # since it left: faster than ``drive_mps`` (in a car, with an adult)
         # learned schedules, rebuilt daily
-        self.schedules: dict[str, Schedule] = {p: Schedule() for p in WEEK_PARTS}
+        self.schedules: dict[str, Schedule] = {p: Schedule() for p in (*WEEK_PARTS, WEEKEND)}
         self.out_share = np.ones(SLOTS)
         self.corridors: dict[int, set[int]] = {}
         self.streets: set[int] = set()  # every corridor square, whatever the origin
@@ -231,6 +234,9 @@ class ChildModel:
             self.stay = Stay(x, y, 1, ts_ms, ts_ms, x, y, x, y, quiet=quiet)
         if self.stay is not None and self.stay.place is None and self.origin is not None:
             self.cells.add(self.origin << 32 | self.cell(x, y))
+        if last is not None and ts_ms - last >= 20_000:
+            lx, ly = self.last_xy
+            self.driven |= math.hypot(x - lx, y - ly) / ((ts_ms - last) / 1000) > c.drive_mps
         self.last_ms, self.last_xy = ts_ms, (x, y)
         here = self.stay.place if self.stay is not None else None
         if here is None:
@@ -269,6 +275,7 @@ class ChildModel:
             place[2] = weight + 1
         self.origin = pid
         self.left_ms = ts_ms
+        self.driven = False
         self.trips[pid] = self.trips.get(pid, 0) + 1
 
     def _label(self, from_ms: int, to_ms: int, value: int) -> None:
@@ -306,12 +313,12 @@ class ChildModel:
         lut[ids] = np.arange(len(ids))
         weights = [0.5 ** ((today - d.day).days / self.c.half_life_days) for d in self.days]
         night = np.zeros(len(ids))
-        for part in WEEK_PARTS:
+        for part, members in (*((p, (p,)) for p in WEEK_PARTS), (WEEKEND, WEEKEND_PARTS)):
             counts = np.zeros((SLOTS, len(ids)))
             known = np.zeros(SLOTS)
             n = 0
             for d, w in zip(self.days, weights, strict=True):
-                if d.part != part:
+                if d.part not in members:
                     continue
                 n += 1
                 at = d.slots >= 0
@@ -320,7 +327,8 @@ class ChildModel:
                 np.add.at(counts, (np.nonzero(at)[0][ok], cols[ok]), w)
                 known += w * (d.slots != UNKNOWN)
             share = counts / np.maximum(known, 1e-9)[:, None]
-            night += counts[:20].sum(axis=0)
+            if part != WEEKEND:
+                night += counts[:20].sum(axis=0)
             schedule = Schedule(n, np.full(SLOTS, -1, np.int32), np.zeros(SLOTS), share)
             if ids:
                 best = share.argmax(axis=1)
@@ -348,6 +356,15 @@ class ChildModel:
         self.streets = set().union(*self.corridors.values())
 
     # -- what the schedules say -----------------------------------------------------------------
+    def schedule_for(self, part: str) -> Schedule:
+        """The schedule that judges ``part``: its own; with ``pool_weekends``, for a Saturday or a
+        Sunday, the two pooled until it has ``min_part_days`` days (a 30-day memory holds only
+        four or five of each, but eight or nine weekend days)."""
+        own = self.schedules[part]
+        if self.c.pool_weekends and own.days < self.c.min_part_days and part in WEEKEND_PARTS:
+            return self.schedules[WEEKEND]
+        return own
+
     def share_of(self, part: str, slot: int, place: int, window: int = 4) -> float:
         """The most days the child was at ``place`` around ``slot`` (± ``window`` quarters)."""
         col = self.cols.get(place)
