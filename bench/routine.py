@@ -27,7 +27,6 @@ Only days after the warm-up are judged (the models are silent before: cold start
 from __future__ import annotations
 
 import argparse
-import heapq
 import io
 import json
 import math
@@ -45,7 +44,7 @@ from gateway.services import routine_model  # noqa: E402
 from gateway.services.routine_config import RoutineConfig  # noqa: E402
 from gateway.services.routine_engine import RoutineEngine  # noqa: E402
 from gateway.services.routine_replay import Replay  # noqa: E402
-from sim.city_children import JST, SCHOOLS, City, lat_lon  # noqa: E402
+from sim.city_children import JST, SCHOOLS, City, Guardians, lat_lon  # noqa: E402
 
 KINDS = ("place", "route", "late", "hour")
 
@@ -106,33 +105,6 @@ class Frequency:
         totals[local.hour] += 1
 
 
-class Guardians:
-    """Answers "this is fine" to every alert of ``engine`` outside the injected deviations,
-    ``answer_s`` after it was raised (in time order, before the next position is fed)."""
-
-    def __init__(self, engine: RoutineEngine, city: City, answer_s: float = 600.0) -> None:
-        self.engine, self.answer_ms = engine, int(answer_s * 1000)
-        self.windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for d in city.deviations:
-            self.windows[d.child].append((d.start_ms - 600_000, d.end_ms + 1_800_000))
-        self.pending: list[tuple[int, str, str]] = []
-        self.answered = 0
-
-    def write(self, line: str) -> None:
-        record = json.loads(line)
-        if record["event"] != "raise":
-            return
-        ts = _ms(record["ts"])
-        child = int(record["device"][1:])
-        if not any(lo <= ts <= hi for lo, hi in self.windows[child]):
-            heapq.heappush(self.pending, (ts + self.answer_ms, record["device"], record["key"]))
-
-    def until(self, now_ms: int) -> None:
-        while self.pending and self.pending[0][0] <= now_ms:
-            due, device, key = heapq.heappop(self.pending)
-            self.answered += self.engine.feedback(device, key, due)
-
-
 def _ms(iso: str) -> int:
     return int(
         datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).timestamp() * 1000
@@ -187,15 +159,6 @@ def evaluate(
     return result
 
 
-class _Tee:
-    def __init__(self, *outs: object) -> None:
-        self.outs = outs
-
-    def write(self, line: str) -> None:
-        for out in self.outs:
-            out.write(line)  # type: ignore[attr-defined]
-
-
 def _raised(sink: io.StringIO) -> list[tuple[int, int, str]]:
     records = (json.loads(line) for line in sink.getvalue().splitlines())
     return [
@@ -236,9 +199,9 @@ def main() -> int:
     answered = RoutineEngine(
         config, JST, lambda c, d: city.calendar.part(city.kids[int(c[1:])].school, d)
     )
-    guardians = Guardians(answered, city)
     answered_sink = io.StringIO()
-    answered_replay = Replay(answered, _Tee(answered_sink, guardians))
+    guardians = Guardians(city, answered, answered_sink)
+    answered_replay = Replay(answered, guardians)
     eval_from = int(
         datetime.combine(
             start + timedelta(days=args.warmup_days), datetime.min.time(), JST
@@ -327,10 +290,10 @@ def main() -> int:
             f"{method:<20} {'all':<6} {all_injected:>8} {all_found / max(1, all_injected):>8.0%} "
             f"{r['all']['median_min']:>6.1f}m {_p90(delays):>6.1f}m"
         )
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["false_by_kind"].items()))
+        kinds = "".join(f" {k} {n}," for k, n in sorted(r["false_by_kind"].items()) if k in KINDS)
         print(
             f"{'':<20} false alarms {r['false_per_child_month']:.3f} per child-month "
-            f"({r['false']}: {kinds}; {r['false_novelty']} of them during harmless novelties)"
+            f"({r['false']}:{kinds} {r['false_novelty']} of them during harmless novelties)"
         )
     learned, _, fence, freq = (results[m]["false_per_child_month"] for m in results)
     print(

@@ -28,15 +28,19 @@ want to hear about: a new friend's house on a Saturday, a school trip in the sch
 
 from __future__ import annotations
 
+import heapq
+import json
 import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 import holidays
 
 from edge.agents.tracker.config import ReportingConfig, parse_window
+from gateway.services.routine_engine import RoutineEngine
 
 JST = ZoneInfo("Asia/Tokyo")
 ORIGIN = (38.1000, 140.0300)
@@ -172,6 +176,14 @@ class City:
             if saturdays and self.rng.random() < 0.5:
                 day = self.rng.choice(saturdays)
                 self.plan.setdefault((i, day), "friend")
+
+    def deviation_of(self, child: int, ts_ms: int) -> Deviation | None:
+        """The injected deviation an alert of ``child`` at ``ts_ms`` is about — from 10 min
+        before its start to 30 min after its end — or None: a false alarm."""
+        for d in self.deviations:
+            if d.child == child and d.start_ms - 600_000 <= ts_ms <= d.end_ms + 1_800_000:
+                return d
+        return None
 
     def _kid(self) -> Kid:
         r = self.rng
@@ -370,6 +382,37 @@ def _first_off(route: list[XY], usual: list[XY], limit: float) -> float:
                 return walked + k * 10
         walked += length
     return walked
+
+
+class Guardians:
+    """The children's guardians, answering the routine engine as they would: "this is fine" to
+    each alert that is not about an injected deviation (they know where the child is: at the
+    cram school, at the park), ``answer_s`` after it was raised; nothing to the others. A sink
+    for ``Replay`` (its ``write``, passed on to ``out``); ``until`` gives the engine the answers
+    due by then. Devices are named ``c`` + the child's number."""
+
+    def __init__(
+        self, city: City, engine: RoutineEngine, out: TextIO, answer_s: float = 600.0
+    ) -> None:
+        self.city, self.engine, self.out = city, engine, out
+        self.answer_ms = int(answer_s * 1000)
+        self.pending: list[tuple[int, str, str]] = []
+        self.answered = 0
+
+    def write(self, line: str) -> None:
+        self.out.write(line)
+        record = json.loads(line)
+        if record["event"] != "raise":
+            return
+        moment = datetime.fromisoformat(record["ts"].replace("Z", "+00:00"))
+        ts = int(moment.timestamp() * 1000)
+        if self.city.deviation_of(int(record["device"][1:]), ts) is None:
+            heapq.heappush(self.pending, (ts + self.answer_ms, record["device"], record["key"]))
+
+    def until(self, now_ms: int) -> None:
+        while self.pending and self.pending[0][0] <= now_ms:
+            due, device, key = heapq.heappop(self.pending)
+            self.answered += self.engine.feedback(device, key, due)
 
 
 class Walker:
