@@ -399,8 +399,8 @@ class RoutineEngine:
             fine.origin, fine.cells = episode.origin, frozenset(episode.cells)
             model.corridors.setdefault(episode.origin, set()).update(episode.cells)
         model.fines.append(fine)
-        if state.open is episode:
-            state.open = None
+        # the episode stays open, so that what goes on (later, or as another kind) is not told
+        # again; it clears as usual once the child is back in the routine
         self._count(f"fine_{episode.kind}")
         return True
 
