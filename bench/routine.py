@@ -13,6 +13,11 @@ and, in the same run, through two baselines:
   at each hour of the day, learned from every fix — alerting on two fixes in a square seen on
   under 2 % of that hour's fixes.
 
+A second learned engine runs beside the first with **guardians who answer**: every alert that
+is not during an injected deviation gets "this is fine" (``RoutineEngine.feedback``) ten minutes
+after it was raised, as a guardian who knows where the child is would answer; alerts during a
+deviation get no answer. Its figures are labelled as such; the first engine gets no answers.
+
 Prints, per kind of injected deviation, the share detected and the delay from its start to the
 first alert (median, p90); false alarms per child-month (alerts outside every deviation, of
 which during harmless novelties); the time to learn and update all models; memory per child.
@@ -39,7 +44,7 @@ from gateway.services import routine_model  # noqa: E402
 from gateway.services.routine_config import RoutineConfig  # noqa: E402
 from gateway.services.routine_engine import RoutineEngine  # noqa: E402
 from gateway.services.routine_replay import Replay  # noqa: E402
-from sim.city_children import JST, SCHOOLS, City, lat_lon  # noqa: E402
+from sim.city_children import JST, SCHOOLS, City, Guardians, lat_lon  # noqa: E402
 
 KINDS = ("place", "route", "late", "hour")
 
@@ -100,12 +105,20 @@ class Frequency:
         totals[local.hour] += 1
 
 
-def evaluate(city: City, alerts: list[tuple[int, int]], eval_from: int, child_months: float):
+def _ms(iso: str) -> int:
+    return int(
+        datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).timestamp() * 1000
+    )
+
+
+def evaluate(
+    city: City, alerts: list[tuple[int, int, str]], eval_from: int, child_months: float
+) -> dict:
     """Per kind: detected share and delays (min); false alarms per child-month."""
-    by_child: dict[int, list[int]] = defaultdict(list)
-    for i, ts in alerts:
+    by_child: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for i, ts, kind in alerts:
         if ts >= eval_from:
-            by_child[i].append(ts)
+            by_child[i].append((ts, kind))
     result = {}
     windows: dict[int, list[tuple[int, int]]] = defaultdict(list)
     all_delays: list[float] = []
@@ -115,7 +128,7 @@ def evaluate(city: City, alerts: list[tuple[int, int]], eval_from: int, child_mo
         for d in devs:
             lo, hi = d.start_ms - 600_000, d.end_ms + 1_800_000
             windows[d.child].append((lo, hi))
-            hits = [ts for ts in by_child[d.child] if lo <= ts <= hi]
+            hits = [ts for ts, _ in by_child[d.child] if lo <= ts <= hi]
             if hits:
                 found += 1
                 delays.append(max(0.0, (min(hits) - d.start_ms) / 60_000))
@@ -131,16 +144,30 @@ def evaluate(city: City, alerts: list[tuple[int, int]], eval_from: int, child_mo
         novel[n.child].append((n.start_ms, n.end_ms + 1_800_000))
     result["all"] = {"delays": all_delays}
     false, during_novelty = 0, 0
+    false_kinds: dict[str, int] = defaultdict(int)
     for i, stamps in by_child.items():
-        for ts in stamps:
+        for ts, kind in stamps:
             if any(lo <= ts <= hi for lo, hi in windows[i]):
                 continue
             false += 1
+            false_kinds[kind] += 1
             during_novelty += any(lo <= ts <= hi for lo, hi in novel[i])
     result["false_per_child_month"] = false / child_months
     result["false"] = false
+    result["false_by_kind"] = dict(false_kinds)
     result["false_novelty"] = during_novelty
     return result
+
+
+def _raised(sink: io.StringIO) -> list[tuple[int, int, str]]:
+    records = (json.loads(line) for line in sink.getvalue().splitlines())
+    return [
+        (int(r["device"][1:]), _ms(r["ts"]), r["kind"]) for r in records if r["event"] == "raise"
+    ]
+
+
+def _kinded(alerts: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    return [(i, ts, "-") for i, ts in alerts]
 
 
 def _p90(values: list[float]) -> float:
@@ -157,17 +184,24 @@ def main() -> int:
     parser.add_argument("--start", default="2026-10-05", help="first simulated day (a Monday)")
     parser.add_argument("--warmup-days", type=int, default=21)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pool-weekends", action="store_true", help="routine: pool_weekends")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     days = int(round(args.months * 30.44))
     start = date.fromisoformat(args.start)
     city = City(args.children, start, days, seed=args.seed, warmup_days=args.warmup_days)
-    config = RoutineConfig()
+    config = RoutineConfig(pool_weekends=args.pool_weekends)
     engine = RoutineEngine(
         config, JST, lambda c, d: city.calendar.part(city.kids[int(c[1:])].school, d)
     )
     sink = io.StringIO()
     replay = Replay(engine, sink)
+    answered = RoutineEngine(
+        config, JST, lambda c, d: city.calendar.part(city.kids[int(c[1:])].school, d)
+    )
+    answered_sink = io.StringIO()
+    guardians = Guardians(city, answered, answered_sink)
+    answered_replay = Replay(answered, guardians)
     eval_from = int(
         datetime.combine(
             start + timedelta(days=args.warmup_days), datetime.min.time(), JST
@@ -198,6 +232,11 @@ def main() -> int:
             replay.feed(names[i], ts, lat, lon, acc)
         t2 = time.process_time()
         model_s += t2 - t1
+        for ts, i, x, y, acc in fixes:
+            guardians.until(ts)
+            lat, lon = lat_lon(x, y)
+            answered_replay.feed(names[i], ts, lat, lon, acc)
+        t2 = time.process_time()
         for ts, i, x, y, _ in fixes:
             local = datetime.fromtimestamp(ts / 1000, JST)
             geofence.feed(i, ts, x, y, local)
@@ -206,18 +245,13 @@ def main() -> int:
         positions += len(fixes)
         print(f"\rday {d + 1}/{days}: {positions:,} positions", end="", file=sys.stderr)
     print(file=sys.stderr)
-    ours = []
-    for line in sink.getvalue().splitlines():
-        record = json.loads(line)
-        if record["event"] == "raise":
-            ts = datetime.fromisoformat(record["ts"].replace("Z", "+00:00"))
-            ours.append((int(record["device"][1:]), int(ts.astimezone(UTC).timestamp() * 1000)))
     eval_days = days - args.warmup_days
     child_months = args.children * eval_days / 30.44
     results = {
-        "routine (learned)": evaluate(city, ours, eval_from, child_months),
-        "geofence baseline": evaluate(city, geofence.alerts, eval_from, child_months),
-        "frequency baseline": evaluate(city, frequency.alerts, eval_from, child_months),
+        "routine (learned)": evaluate(city, _raised(sink), eval_from, child_months),
+        "routine + answers": evaluate(city, _raised(answered_sink), eval_from, child_months),
+        "geofence baseline": evaluate(city, _kinded(geofence.alerts), eval_from, child_months),
+        "frequency baseline": evaluate(city, _kinded(frequency.alerts), eval_from, child_months),
     }
     sizes = [len(pickle.dumps(s, protocol=5)) for s in engine.children.values()]
     figures = {
@@ -256,11 +290,16 @@ def main() -> int:
             f"{method:<20} {'all':<6} {all_injected:>8} {all_found / max(1, all_injected):>8.0%} "
             f"{r['all']['median_min']:>6.1f}m {_p90(delays):>6.1f}m"
         )
+        kinds = "".join(f" {k} {n}," for k, n in sorted(r["false_by_kind"].items()) if k in KINDS)
         print(
             f"{'':<20} false alarms {r['false_per_child_month']:.3f} per child-month "
-            f"({r['false']}; {r['false_novelty']} of them during harmless novelties)"
+            f"({r['false']}:{kinds} {r['false_novelty']} of them during harmless novelties)"
         )
-    learned, fence, freq = (results[m]["false_per_child_month"] for m in results)
+    learned, _, fence, freq = (results[m]["false_per_child_month"] for m in results)
+    print(
+        f'\nroutine + answers: the same engine, its guardians answering "this is fine" to each of'
+        f" its {guardians.answered} false alarms 10 min after it (the first engine gets no answers)"
+    )
     print(
         f"\nfalse alarms, ratio to the learned model: geofence {fence / max(learned, 1e-9):.1f}x,"
         f" frequency {freq / max(learned, 1e-9):.1f}x"

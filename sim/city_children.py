@@ -10,10 +10,13 @@ way, sometimes the parallel street); weekends and holidays are home, park, frien
 grandparents, the sports club and family car trips. Days off: Japanese national holidays, the
 winter and spring breaks, a few days ill.
 
-A tracker's view of it: positions every ~50 m walked (the agent's ``moving`` policy), every
-30 s in a car, every 15 min standing outdoors, none indoors except the one "where a walk ended"
-fix; a few metres of noise, now and then a reflected 25 m, and walks whose fixes stop (a lost
-fix, an empty battery).
+A tracker's view of it follows the agent's own reporting policy (``edge.agents.tracker``'s
+``ReportingConfig`` defaults, read from there): walking inside the weekday school windows, a
+look every 15 s and a position each time the child is 20 m from the last one sent; elsewhere a
+look every 30 s and a position every 50 m, the first look of a walk up to 2 min after leaving
+(the still pace); in a car every look; standing outdoors a heartbeat every 15 min; none indoors
+except the one "where a walk ended" fix. A few metres of noise, now and then a reflected 25 m,
+and walks whose fixes stop part way (a lost fix, an empty battery).
 
 ``Deviation``s are injected on evaluated days (after ``warmup_days``), one kind each:
 ``place`` (somewhere new at a time the child is usually elsewhere), ``route`` (well off the
@@ -25,13 +28,19 @@ want to hear about: a new friend's house on a Saturday, a school trip in the sch
 
 from __future__ import annotations
 
+import heapq
+import json
 import math
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 import holidays
+
+from edge.agents.tracker.config import ReportingConfig, parse_window
+from gateway.services.routine_engine import RoutineEngine
 
 JST = ZoneInfo("Asia/Tokyo")
 ORIGIN = (38.1000, 140.0300)
@@ -43,6 +52,15 @@ SCHOOLS = [(-1500.0, 1500.0), (1500.0, 1500.0), (0.0, 0.0), (-1500.0, -1500.0), 
            (3000.0, 0.0)]  # fmt: skip
 XY = tuple[float, float]
 Fix = tuple[int, int, float, float, float]  # ts_ms, child, x, y, acc
+PACE = ReportingConfig()  # what the tracker agent sends, by default
+
+
+def _seconds(window: str) -> tuple[float, float]:
+    first, last = parse_window(window)
+    return first.hour * 3600 + first.minute * 60, last.hour * 3600 + last.minute * 60
+
+
+SCHOOL_WINDOWS = [_seconds(w) for w in PACE.school_windows]
 
 
 @dataclass(frozen=True)
@@ -159,6 +177,14 @@ class City:
                 day = self.rng.choice(saturdays)
                 self.plan.setdefault((i, day), "friend")
 
+    def deviation_of(self, child: int, ts_ms: int) -> Deviation | None:
+        """The injected deviation an alert of ``child`` at ``ts_ms`` is about — from 10 min
+        before its start to 30 min after its end — or None: a false alarm."""
+        for d in self.deviations:
+            if d.child == child and d.start_ms - 600_000 <= ts_ms <= d.end_ms + 1_800_000:
+                return d
+        return None
+
     def _kid(self) -> Kid:
         r = self.rng
         school = r.randrange(len(SCHOOLS))
@@ -194,7 +220,7 @@ class City:
         fixes: list[Fix] = []
         for i, kid in enumerate(self.kids):
             r = random.Random(hash((self.rng.random(), i)))
-            walker = Walker(i, kid, r, base, fixes)
+            walker = Walker(i, kid, r, base, fixes, weekday=day.weekday() < 5)
             event = self.plan.get((i, day))
             self._child_day(walker, kid, day, event)
         fixes.sort()
@@ -358,11 +384,45 @@ def _first_off(route: list[XY], usual: list[XY], limit: float) -> float:
     return walked
 
 
+class Guardians:
+    """The children's guardians, answering the routine engine as they would: "this is fine" to
+    each alert that is not about an injected deviation (they know where the child is: at the
+    cram school, at the park), ``answer_s`` after it was raised; nothing to the others. A sink
+    for ``Replay`` (its ``write``, passed on to ``out``); ``until`` gives the engine the answers
+    due by then. Devices are named ``c`` + the child's number."""
+
+    def __init__(
+        self, city: City, engine: RoutineEngine, out: TextIO, answer_s: float = 600.0
+    ) -> None:
+        self.city, self.engine, self.out = city, engine, out
+        self.answer_ms = int(answer_s * 1000)
+        self.pending: list[tuple[int, str, str]] = []
+        self.answered = 0
+
+    def write(self, line: str) -> None:
+        self.out.write(line)
+        record = json.loads(line)
+        if record["event"] != "raise":
+            return
+        moment = datetime.fromisoformat(record["ts"].replace("Z", "+00:00"))
+        ts = int(moment.timestamp() * 1000)
+        if self.city.deviation_of(int(record["device"][1:]), ts) is None:
+            heapq.heappush(self.pending, (ts + self.answer_ms, record["device"], record["key"]))
+
+    def until(self, now_ms: int) -> None:
+        while self.pending and self.pending[0][0] <= now_ms:
+            due, device, key = heapq.heappop(self.pending)
+            self.answered += self.engine.feedback(device, key, due)
+
+
 class Walker:
     """Moves one child through a day and writes what its tracker would send."""
 
-    def __init__(self, i: int, kid: Kid, r: random.Random, base_ms: int, out: list[Fix]) -> None:
+    def __init__(
+        self, i: int, kid: Kid, r: random.Random, base_ms: int, out: list[Fix], weekday: bool
+    ) -> None:
         self.i, self.kid, self.r, self.base, self.out = i, kid, r, base_ms, out
+        self.weekday = weekday
         self.t = 0.0
         self.at: XY = kid.home
 
@@ -386,12 +446,12 @@ class Walker:
             return
         if indoors:
             if self.r.random() < 0.8:
-                self.fix(self.t + 90, self.at)  # "where a walk ended"
+                self.fix(self.t + PACE.settle_s, self.at)  # "where a walk ended"
         else:
-            t = self.t + 90
+            t = self.t + PACE.settle_s
             while t < until:
                 self.fix(t, self.at)
-                t += 900
+                t += PACE.heartbeat_s
         self.t = until
 
     def street(self) -> float:
@@ -400,30 +460,52 @@ class Walker:
 
     def walk(self, to: XY, shift: float = 0.0, route: list[XY] | None = None) -> None:
         route = route or path(self.at, to, self.kid.variant, shift)
-        self._move(route, self.kid.speed * self.r.uniform(0.9, 1.1), 50.0)
+        self._move(route, self.kid.speed * self.r.uniform(0.9, 1.1))
         self.at = to
 
     def drive(self, to: XY) -> None:
-        self._move(path(self.at, to, self.r.randrange(2)), self.r.uniform(8, 12), None)
+        self._move(path(self.at, to, self.r.randrange(2)), self.r.uniform(8, 12))
         self.at = to
 
-    def _move(self, route: list[XY], speed: float, step_m: float | None) -> None:
+    def _school_window(self, t: float) -> bool:
+        return self.weekday and any(a <= t % 86400 < b for a, b in SCHOOL_WINDOWS)
+
+    def _move(self, route: list[XY], speed: float) -> None:
+        """The agent's looks along ``route``: one every ``school_every_s`` in a school window
+        (sending at ``school_move_m`` from the last position sent), else every
+        ``moving_every_s`` (sending at ``move_m``); the first look of a walk comes at the still
+        pace, up to ``still_every_s`` after leaving."""
         lost = self.r.random() < 0.03  # the fixes stop part way (a lost fix, a flat battery)
         lost_after = self.r.uniform(0.2, 0.8)
-        total = sum(math.dist(a, b) for a, b in zip(route, route[1:], strict=False))
-        step = step_m if step_m is not None else speed * 30
-        done = 0.0
-        for a, b in zip(route, route[1:], strict=False):
-            length = math.dist(a, b)
-            pos = 0.0
-            while pos + step <= length:
-                pos += step
-                done += step
-                if lost and done > lost_after * total:
-                    continue
-                f = pos / length
-                self.fix(
-                    self.t + done / speed, (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
-                )
-            done += length - pos
-        self.t += total / speed
+        legs = [(a, b, math.dist(a, b)) for a, b in zip(route, route[1:], strict=False)]
+        total = sum(length for _, _, length in legs)
+        duration = total / speed
+        start = self.t
+        sent = route[0]
+        school = self._school_window(start)
+        t = start + self.r.uniform(1.0, PACE.school_every_s if school else PACE.still_every_s)
+        while t < start + duration:
+            done = (t - start) * speed
+            if lost and done > lost_after * total:
+                break
+            here = _along(legs, done)
+            school = self._school_window(t)
+            if math.dist(here, sent) >= (PACE.school_move_m if school else PACE.move_m):
+                self.fix(t, here)
+                sent = here
+            t += PACE.school_every_s if school else PACE.moving_every_s
+        else:  # the first look after arriving sees the child where it stopped
+            school = self._school_window(t)
+            if math.dist(route[-1], sent) >= (PACE.school_move_m if school else PACE.move_m):
+                self.fix(t, route[-1])
+        self.t = start + duration
+
+
+def _along(legs: list[tuple[XY, XY, float]], metres: float) -> XY:
+    """The point ``metres`` along a route given as its legs."""
+    for a, b, length in legs:
+        if metres <= length and length > 0:
+            f = metres / length
+            return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
+        metres -= length
+    return legs[-1][1]

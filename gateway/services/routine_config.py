@@ -20,7 +20,9 @@ class RoutineConfig:
     stay_min_s: float = 300.0  # ... for at least this long (5 min)
     place_radius_m: float = 150.0  # stays this close are the same place
     max_accuracy_m: float = 100.0  # a worse fix neither teaches nor alerts
-    still_m: float = 30.0  # two fixes this close a minute apart: the child stopped (went in)
+    # two fixes this close a minute apart: the child stopped (went in). Under the agent's move_m
+    # (50 m): a walking tracker sends only once it is that far from the last fix it sent
+    still_m: float = 45.0
     max_gap_s: float = 16 * 3600.0  # silence inside one stay (indoors, asleep) up to this long
     memory_days: float = 30.0  # days kept in a model; never more than retention.positions_days
     half_life_days: float = 14.0  # a day this old counts half as much as today (slow forgetting)
@@ -28,8 +30,12 @@ class RoutineConfig:
     # -- cold start: silent until ----------------------------------------------------------------
     min_days: int = 14  # days seen in all
     # days of the week-part being judged: with 30 days kept, Saturdays and Sundays never reach
-    # 8, so on them only "out at an unusual hour" is judged (docs/tracker.md says why)
+    # 8, so on them only "out at an unusual hour" is judged (docs/tracker.md says why) ...
     min_part_days: int = 8
+    # ... unless pool_weekends: a Saturday or Sunday judged on the two pooled until it has
+    # min_part_days of its own (8-9 weekend days in 30). Off by default: the first family visit
+    # on foot within the memory then alerts (bench/routine.py --pool-weekends measures it)
+    pool_weekends: bool = False
     min_trips: int = 8  # trips seen from a place before its ways are judged
     # -- alerting ---------------------------------------------------------------------------------
     expect_share: float = 0.8  # "usually at P": on at least this share of those days
@@ -44,6 +50,8 @@ class RoutineConfig:
     hours: str = "20:00-05:00"  # ... of days, within these hours (daytime is place/late/route)
     neighbourhood_m: float = 1500.0  # on free days, somewhere new this close to home is not said
     near_home_m: float = 500.0  # ... nor, any day, this close when the child is usually home
+    drive_mps: float = 6.0  # ... nor, on free days, somewhere reached faster than this (a family
+    # drive: no child walks or cycles at 22 km/h)
     fresh_s: float = 1200.0  # a moving child's last fix older than this says nothing
     clear_s: float = 300.0  # back in the routine this long: the alert clears
     late_parts: list[str] = field(default_factory=lambda: ["school"])

@@ -210,7 +210,14 @@ class RoutineEngine:
         stay = model.stay
         if stay is None or model.last_ms is None:
             return "stale", -1
-        pid = stay.place if stay.place is not None else model.place_at(stay.x, stay.y)
+        pid = stay.place
+        if pid is None:
+            near = model.place_at(stay.x, stay.y)
+            # stopped there, not a walk past it; silent at home's door: home (a walking tracker
+            # sends every 50 m, so silence there is the child gone in, or a harmless lost fix)
+            silent = now - stay.last_ms > 150_000
+            if near is not None and (stay.stopped or stay.quiet or (near == model.home and silent)):
+                pid = near
         if pid is not None and now - stay.last_ms <= self.c.max_gap_s * 1000:
             return "place", pid
         if (
@@ -250,7 +257,7 @@ class RoutineEngine:
                 found.append(Finding("hour", left, pid, home))
         if part == "outing":
             return found
-        schedule = model.schedules[part]
+        schedule = model.schedule_for(part)
         free = part in FREE_PARTS
         enough = schedule.days >= c.min_part_days
         usual = int(schedule.usual[slot])
@@ -267,7 +274,8 @@ class RoutineEngine:
             far = from_home > c.neighbourhood_m
             # when she is usually home, somewhere new round the corner is not news either
             near = usual == home and from_home <= c.near_home_m
-            if rare and (far or not free) and not near and stay is not None:
+            driven = free and model.driven
+            if rare and (far or not free) and not near and not driven and stay is not None:
                 since = stay.start_ms
                 if now - since >= c.stay_min_s * 1000 and not self._fine(state, "place", now):
                     found.append(Finding("place", since, pid, usual))
@@ -288,6 +296,11 @@ class RoutineEngine:
             origin = model.origin
             if where == "walk" and origin is not None and now - model.left_ms <= 1_200_000:
                 familiar = self._familiar(model, slot, origin)
+            near = model.place_at(stay.x, stay.y) if stay is not None else None
+            if where in ("walk", "new") and near is not None and now - stay.start_ms <= 3600_000:
+                # the walk ended at a place familiar now, the fix that would say "stopped"
+                # thrown off by a reflection: the park on the way home, not lateness
+                familiar = familiar or self._familiar(model, slot, near)
             target = model.places.get(usual)
             if target is not None and math.hypot(x - target[0], y - target[1]) <= 2 * (
                 c.place_radius_m
@@ -304,6 +317,7 @@ class RoutineEngine:
                 origin is not None
                 and model.trip_counts.get(origin, 0) >= c.min_trips
                 and not model.in_corridor(origin, x, y)
+                and not model.in_corridor(None, x, y)  # nor on a street walked to elsewhere
                 and model.place_at(x, y) is None
             )
             if off:
@@ -360,7 +374,7 @@ class RoutineEngine:
         else:
             slot = self._slot(state, now)
             part = "school" if state.part == OUTING else state.part
-            usual = model.schedules[part].usual
+            usual = model.schedule_for(part).usual
             later = [s for s in range(slot + 1, SLOTS) if usual[s] != pid]
             due = state.day_start_ms + (later[0] if later else SLOTS) * SLOT_MS + 60_000
             due = min(due, now + 1800_000)
@@ -385,8 +399,8 @@ class RoutineEngine:
             fine.origin, fine.cells = episode.origin, frozenset(episode.cells)
             model.corridors.setdefault(episode.origin, set()).update(episode.cells)
         model.fines.append(fine)
-        if state.open is episode:
-            state.open = None
+        # the episode stays open, so that what goes on (later, or as another kind) is not told
+        # again; it clears as usual once the child is back in the routine
         self._count(f"fine_{episode.kind}")
         return True
 

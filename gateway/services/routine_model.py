@@ -37,6 +37,8 @@ SLOTS = 96
 TRAVEL = -1
 UNKNOWN = -2
 DAY_MS = 86_400_000
+WEEKEND = "weekend"  # Saturdays and Sundays pooled, until each has enough days of its own
+WEEKEND_PARTS = ("saturday", "sunday")
 _BIAS = 1 << 15  # cell indices are stored offset to stay positive
 
 
@@ -133,10 +135,12 @@ class ChildModel:
         self.last_xy = (0.0, 0.0)
         self.last_at: dict[int, int] = {}  # place -> last fix there
         self.left_ms = 0  # the first fix after the child left a place
+        self.driven = False  # since it left: faster than ``drive_mps`` (in a car, with an adult)
         # learned schedules, rebuilt daily
-        self.schedules: dict[str, Schedule] = {p: Schedule() for p in WEEK_PARTS}
+        self.schedules: dict[str, Schedule] = {p: Schedule() for p in (*WEEK_PARTS, WEEKEND)}
         self.out_share = np.ones(SLOTS)
         self.corridors: dict[int, set[int]] = {}
+        self.streets: set[int] = set()  # every corridor square, whatever the origin
         self.trip_counts: dict[int, int] = {}
         self.home: int | None = None
         self.cols: dict[int, int] = {}  # place id -> its column in the schedules' shares
@@ -210,6 +214,17 @@ class ChildModel:
                 self._label(last, ts_ms, stay.place)
         else:
             if stay is not None:
+                if (
+                    stay.place is None
+                    and stay.stopped
+                    and ts_ms - stay.start_ms >= c.stay_min_s * 1000
+                    and ts_ms - stay.last_ms <= c.max_gap_s * 1000
+                ):
+                    # the tracker's "walk ended" fix, then silence: indoors there all along (a
+                    # walking child sends a fix every 50 m), though the fix that says it left is
+                    # already down the street
+                    self._confirm(stay)
+                    self._label(stay.start_ms, ts_ms, stay.place)  # type: ignore[arg-type]
                 self._leave(stay, ts_ms)
             if last is not None and ts_ms - last > 1_800_000:
                 self.origin = self.place_at(x, y)  # after a long silence: where it starts from
@@ -219,6 +234,9 @@ class ChildModel:
             self.stay = Stay(x, y, 1, ts_ms, ts_ms, x, y, x, y, quiet=quiet)
         if self.stay is not None and self.stay.place is None and self.origin is not None:
             self.cells.add(self.origin << 32 | self.cell(x, y))
+        if last is not None and ts_ms - last >= 20_000:
+            lx, ly = self.last_xy
+            self.driven |= math.hypot(x - lx, y - ly) / ((ts_ms - last) / 1000) > c.drive_mps
         self.last_ms, self.last_xy = ts_ms, (x, y)
         here = self.stay.place if self.stay is not None else None
         if here is None:
@@ -257,6 +275,7 @@ class ChildModel:
             place[2] = weight + 1
         self.origin = pid
         self.left_ms = ts_ms
+        self.driven = False
         self.trips[pid] = self.trips.get(pid, 0) + 1
 
     def _label(self, from_ms: int, to_ms: int, value: int) -> None:
@@ -294,12 +313,12 @@ class ChildModel:
         lut[ids] = np.arange(len(ids))
         weights = [0.5 ** ((today - d.day).days / self.c.half_life_days) for d in self.days]
         night = np.zeros(len(ids))
-        for part in WEEK_PARTS:
+        for part, members in (*((p, (p,)) for p in WEEK_PARTS), (WEEKEND, WEEKEND_PARTS)):
             counts = np.zeros((SLOTS, len(ids)))
             known = np.zeros(SLOTS)
             n = 0
             for d, w in zip(self.days, weights, strict=True):
-                if d.part != part:
+                if d.part not in members:
                     continue
                 n += 1
                 at = d.slots >= 0
@@ -308,7 +327,8 @@ class ChildModel:
                 np.add.at(counts, (np.nonzero(at)[0][ok], cols[ok]), w)
                 known += w * (d.slots != UNKNOWN)
             share = counts / np.maximum(known, 1e-9)[:, None]
-            night += counts[:20].sum(axis=0)
+            if part != WEEKEND:
+                night += counts[:20].sum(axis=0)
             schedule = Schedule(n, np.full(SLOTS, -1, np.int32), np.zeros(SLOTS), share)
             if ids:
                 best = share.argmax(axis=1)
@@ -333,8 +353,18 @@ class ChildModel:
         for fine in self.fines:
             if fine.kind == "route":
                 self.corridors.setdefault(fine.origin, set()).update(fine.cells)
+        self.streets = set().union(*self.corridors.values())
 
     # -- what the schedules say -----------------------------------------------------------------
+    def schedule_for(self, part: str) -> Schedule:
+        """The schedule that judges ``part``: its own; with ``pool_weekends``, for a Saturday or a
+        Sunday, the two pooled until it has ``min_part_days`` days (a 30-day memory holds only
+        four or five of each, but eight or nine weekend days)."""
+        own = self.schedules[part]
+        if self.c.pool_weekends and own.days < self.c.min_part_days and part in WEEKEND_PARTS:
+            return self.schedules[WEEKEND]
+        return own
+
     def share_of(self, part: str, slot: int, place: int, window: int = 4) -> float:
         """The most days the child was at ``place`` around ``slot`` (± ``window`` quarters)."""
         col = self.cols.get(place)
@@ -360,11 +390,13 @@ class ChildModel:
         firsts.sort()
         return firsts[min(len(firsts) - 1, int(quantile * len(firsts)))]
 
-    def in_corridor(self, origin: int, x: float, y: float) -> bool:
-        cells = self.corridors.get(origin)
+    def in_corridor(self, origin: int | None, x: float, y: float) -> bool:
+        """Near (``route_off_m``) a square walked from ``origin`` — or, ``origin`` None, in a
+        square walked from any place (a street the child knows)."""
+        cells = self.corridors.get(origin) if origin is not None else self.streets
         if not cells:
             return False
-        reach = max(1, round(self.c.route_off_m / self.c.cell_m))
+        reach = max(1, round(self.c.route_off_m / self.c.cell_m)) if origin is not None else 0
         key = self.cell(x, y)
         cx, cy = key >> 16, key & 0xFFFF
         return any(

@@ -165,3 +165,49 @@ def test_free_days_build_schedules_too():
     eng = engine()
     feed(eng, [free_day(MONDAY + timedelta(days=5))])
     assert eng.children["hana"].model.places
+
+
+def _without(day: Day, start: str, end: str) -> Day:
+    """``day`` with the fixes between ``start`` and ``end`` lost (no fix, a flat battery)."""
+    lo, hi = day.ms(_hhmm(start)), day.ms(_hhmm(end))
+    day.fixes = [f for f in day.fixes if not lo <= f[0] < hi]
+    return day
+
+
+def _hhmm(text: str) -> float:
+    h, m = text.split(":")
+    return int(h) * 3600 + int(m) * 60.0
+
+
+def test_a_walk_whose_fixes_stop_next_to_a_known_place_is_no_stay_there():
+    # Saturdays and Sundays in the park (400 m W): a place she is never at on a school morning.
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    park = eng.children["hana"].model.place_at(-400.0, 0.0)
+    assert park is not None
+    # To school by the park; the fixes stop as she passes it and come back at school's door.
+    day = Day(AFTER_4_WEEKS).stay("07:40").walk((-400.0, 0.0), (-400.0, 1000.0), SCHOOL)
+    day.stay("15:00").walk(CLUB).stay("17:00").walk(SCHOOL, HOME).stay("23:59")
+    _without(day, "07:47", "08:08")
+    assert raised(feed(eng, [day])) == []
+
+
+def test_the_walk_ended_fix_then_silence_is_a_stay_though_she_left_unseen():
+    # Thursdays at cram school (800 m E of home) 17:30-19:00; the tracker sends its "walk
+    # ended" fix at the door, nothing indoors, and its first fix of the walk home only 150 m
+    # down the street (the first look of a walk comes at the still pace).
+    cram = (800.0, 0.0)
+
+    def thursday(day: date) -> Day:
+        d = Day(day).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+        d.walk(SCHOOL, HOME).stay("17:30").walk(cram).stay("19:00").walk(HOME).stay("23:59")
+        return _without(d, "19:00", "19:03")
+
+    days = [thursday(d.day) if d.day.weekday() == 3 else d for d in routine(MONDAY, 4)]
+    eng = engine()
+    feed(eng, days)
+    model = eng.children["hana"].model
+    place = model.place_at(*cram)
+    assert place is not None  # learned as a place from four such Thursdays
+    assert model.share_of("school", 18 * 4, place) >= 0.15  # one school day in five
+    assert raised(feed(eng, [thursday(AFTER_4_WEEKS + timedelta(days=3))])) == []
