@@ -169,7 +169,7 @@ class LoraE5Sim(PtyDevice):
 
     def _send_task(self, name: str, port: int, payload: bytes, confirmed: bool) -> list[str]:
         acked, downlink = False, None
-        if self.band == "AS923":
+        if self.band == "AS923" and self.radio.joined:  # a join meanwhile dropped the session
             acked, downlink = self.radio.send(port, payload, confirmed=confirmed)
         lines = []
         if acked:

@@ -196,7 +196,9 @@ class Rak3172Sim(PtyDevice):
 
     def _send_task(self, port: int, payload: bytes, confirmed: bool) -> list[str]:
         acked, downlink = False, None
-        if self._on_band():
+        # a join the host started meanwhile (after giving up on this send) dropped the session:
+        # the frame does not go out, as on the module
+        if self._on_band() and self.radio.joined:
             acked, downlink = self.radio.send(port, payload, confirmed=confirmed)
         if not confirmed:
             lines = ["+EVT:TX_DONE"]

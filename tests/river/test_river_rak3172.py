@@ -4,12 +4,15 @@ against the modem simulator transmitting through the real gateway."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from river_rig import Scripted, app_key_file, envelopes, level_payload
 
 from edge.drivers.lorawan import Downlink, ModemConfig, ModemError, open_modem
-from edge.drivers.lorawan.rak3172 import event_name
+from edge.drivers.lorawan.at import AtChannel
+from edge.drivers.lorawan.rak3172 import event_name, is_status
+from edge.drivers.serialport import SerialPort
 from edge.protocol import Envelope
 from sim.devices.rak3172 import Rak3172Sim
 from sim.serial_pty import PtyDevice
@@ -158,6 +161,35 @@ def test_a_silent_modem_times_out():
     with PtyDevice("ttyRAK", on_line=lambda _line: None) as dev, pytest.raises(ModemError) as err:
         driver(dev.path, command_timeout_s=0.3).configure()
     assert err.value.reason == "timeout"
+
+
+class SlowOnce(PtyDevice):
+    """Answers every query with its own value, the first one after the driver gave up on it."""
+
+    def __init__(self, late_s: float):
+        self.late_s, self.first = late_s, True
+        super().__init__("ttyRAK")
+
+    def on_line(self, line):
+        name = line.decode().removeprefix("AT+").removesuffix("=?")
+        if self.first:
+            self.first = False
+            time.sleep(self.late_s)  # busy: the answer comes after the driver's timeout
+        return f"\r\nAT+{name}={name.lower()}\r\nOK\r\n".encode()
+
+
+def test_a_late_answer_is_not_taken_for_the_next_commands():
+    """A busy modem answered one command after the driver's timeout. Every later command must
+    read its own answer, not the one before it (the channel stayed one answer behind for ever:
+    'AT+NWM=? gave no value' every 5 s in the full city run)."""
+    with SlowOnce(late_s=0.5) as dev:
+        at = AtChannel(SerialPort(dev.path, 115200), lambda line: line.startswith("+EVT"))
+        with pytest.raises(ModemError, match="timeout"):
+            at.exchange("AT+NWM=?", is_status, 0.3)
+        time.sleep(0.5)  # the late answer arrives
+        for name in ("BAND", "NJM", "CLASS"):
+            answer = at.exchange(f"AT+{name}=?", is_status, 1.0)
+            assert answer == [f"AT+{name}={name.lower()}", "OK"]
 
 
 # -- against the simulator, through the real gateway ----------------------------------------

@@ -34,6 +34,7 @@ class AtChannel:
 
     def exchange(self, command: str, done: Match, timeout_s: float) -> list[str]:
         """Send ``command``; its answer lines, the last being the first one ``done`` accepts."""
+        self._drop_stale()
         self.write(command)
         deadline = time.monotonic() + timeout_s
         lines: list[str] = []
@@ -49,6 +50,14 @@ class AtChannel:
             lines.append(line)
             if done(line):
                 return lines
+
+    def _drop_stale(self) -> None:
+        """Lines that arrived before a command are not its answer: they are the late answer of
+        one that timed out (a busy modem). Events among them are kept; the rest is dropped, or
+        every later command would read the answer of the one before it, for ever."""
+        while (line := self._readline(0.0)) is not None:
+            if self.unsolicited(line):
+                self.events.append(line)
 
     def write(self, command: str) -> None:
         try:
