@@ -98,7 +98,6 @@ class Pipeline:
         seen: list[tuple[str, Envelope, Position]] = []
         now = self.now_ms()
         with self.db.tx() as cur:
-            rows = []
             for env in envelopes:
                 route = self.route(env.device)
                 if route is None:
@@ -121,23 +120,26 @@ class Pipeline:
                         extra={"fields": {"device": env.device, "error": exc.field}},
                     )
                     continue
-                rows.append(
-                    (
-                        child,
-                        env.ts_ms,
-                        env.device,
-                        env.seq,
-                        position.lat,
-                        position.lon,
-                        position.acc,
-                        position.src,
-                    )
+                row = (
+                    child,
+                    env.ts_ms,
+                    env.device,
+                    env.seq,
+                    position.lat,
+                    position.lon,
+                    position.acc,
+                    position.src,
                 )
+                if not self.db.insert_position(cur, row):
+                    # sent again (a broker that lost its session, a device that missed the
+                    # PUBACK): judged once already, and judging it again after newer fixes
+                    # would move the fence state back in time
+                    self.count("repeated_position")
+                    continue
                 seen.append((child, env, position))
                 school = self.schools.get(school_id)
                 if school is not None:
                     raised += self._judge(cur, child, school, position, env.ts_ms, now)
-            self.db.insert_positions(cur, rows)
         self.count("positions", len(seen))
         for alert in raised:
             self.publish(alert)

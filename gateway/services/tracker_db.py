@@ -268,11 +268,19 @@ class TrackerDb:
 
     # -- positions ----------------------------------------------------------------------------
     def insert_positions(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
-        """(child, ts_ms, device, seq, lat, lon, acc, src) rows; a repeat (device, seq) is
-        dropped, so at-least-once delivery stores each position once."""
+        """Many rows at once (an import, a history): repeats are dropped as by insert_position."""
         cur.executemany(
             "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
         )
+
+    def insert_position(self, cur: sqlite3.Cursor, row: tuple[Any, ...]) -> bool:
+        """One (child, ts_ms, device, seq, lat, lon, acc, src) row; False for a repeat
+        (device, seq), which is not stored again: at-least-once delivery stores each position
+        once, and the caller judges each once."""
+        cur.execute(
+            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", row
+        )
+        return cur.rowcount == 1
 
     def positions_for(
         self, viewer: str, child: str, start_ms: int, end_ms: int, now_ms: int

@@ -117,6 +117,29 @@ def test_arrival_needs_two_clear_fixes_a_minute_apart_and_departure_follows(tmp_
     assert rig.kinds() == ["school_arrival", "school_departure"]
 
 
+def test_fixes_sent_again_after_a_broker_crash_do_not_undo_an_arrival(tmp_path):
+    """A broker that lost its session makes the tracker send its unconfirmed fixes again; the
+    service gets a fix from the walk there after the child's first fixes inside. Judged as if
+    new, that old fix outside wiped the arrival being confirmed, and the child, standing still
+    and silent, got 'not at school' (six children of the full city run)."""
+    rig = Rig(tmp_path)
+    t = datetime(2026, 12, 1, 7, 50, tzinfo=JST)
+    outside = metres_east(*SCHOOL, 100)
+    rig.fix(t - timedelta(seconds=30), *outside)
+    again = Envelope(  # that fix outside, as the tracker sends it again
+        "tracker-1",
+        rig.seq,
+        utc_timestamp(t - timedelta(seconds=30)),
+        "position",
+        Position(*outside, 5.0, None, "gnss", "school").data(),
+    )
+    rig.fix(t, *SCHOOL)
+    rig.pipeline.handle([again])  # ... after the first fix inside
+    rig.fix(t + timedelta(seconds=90), *SCHOOL)  # then the child stands still
+    assert rig.kinds() == ["school_arrival"]
+    assert rig.pipeline.counters["repeated_position"] == 1
+
+
 def test_a_bad_fix_inside_never_decides(tmp_path):
     rig = Rig(tmp_path)
     t = datetime(2026, 12, 1, 7, 50, tzinfo=JST)
