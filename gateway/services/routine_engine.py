@@ -270,6 +270,10 @@ class RoutineEngine:
             # unfamiliar: not a place, or one seen around this time of day on none of the
             # week-parts (the park of Saturday afternoons is no news on a Tuesday afternoon)
             rare = where == "new" or not self._familiar(model, slot, pid)
+            if rare and stay is not None:
+                # a stay beside the place usual now or one familiar now (the school gate, the
+                # cram school's other door) is that place, its fixes off the learned centre
+                rare = not self._beside_familiar(model, slot, stay.x, stay.y, usual)
             from_home = self._distance_home(model, x, y)
             far = from_home > c.neighbourhood_m
             # when she is usually home, somewhere new round the corner is not news either
@@ -301,10 +305,7 @@ class RoutineEngine:
                 # the walk ended at a place familiar now, the fix that would say "stopped"
                 # thrown off by a reflection: the park on the way home, not lateness
                 familiar = familiar or self._familiar(model, slot, near)
-            target = model.places.get(usual)
-            if target is not None and math.hypot(x - target[0], y - target[1]) <= 2 * (
-                c.place_radius_m
-            ):
+            if self._beside(model, x, y, usual):
                 familiar = True  # all but there: the last fix was at its door
             if by is not None and not arrived and not familiar:
                 deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
@@ -337,6 +338,28 @@ class RoutineEngine:
         """Seen at ``place`` around this time of day (± 1 h) on some share of the days of any
         week-part: the park of Saturday afternoons is no news on a Tuesday afternoon."""
         return any(model.share_of(p, slot, place) >= self.c.rare_share for p in model.schedules)
+
+    def _beside_familiar(
+        self, model: ChildModel, slot: int, x: float, y: float, usual: int
+    ) -> bool:
+        """Within 2 × ``place_radius_m`` of the place ``usual`` now or of a place familiar at
+        this time: a stay's centre is a mean of fixes that began at the door, a place's a mean of
+        many such stays, so the same building can lie just over one radius from its place."""
+        if self._beside(model, x, y, usual):
+            return True
+        pid, dist = model.nearest_place(x, y)
+        return (
+            pid is not None
+            and dist <= 2 * self.c.place_radius_m
+            and self._familiar(model, slot, pid)
+        )
+
+    def _beside(self, model: ChildModel, x: float, y: float, place: int) -> bool:
+        """Within 2 × ``place_radius_m`` of ``place`` (at its door, if not inside the radius)."""
+        centre = model.places.get(place)
+        return centre is not None and math.hypot(x - centre[0], y - centre[1]) <= (
+            2 * self.c.place_radius_m
+        )
 
     def _back(
         self, state: Child, episode: Episode, now: int, fix: tuple[float, float] | None
