@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/routine.py                      # 200 children, 2 months (minutes)
     .venv/bin/python bench/routine.py --children 1200 --months 3   # the city (longer)
+    .venv/bin/python bench/routine.py --seed 2 --dump false.jsonl  # and each false alarm
 
 ``sim/city_children.py`` plays every child's days; each position goes through the routine
 engine by ``gateway.services.routine_replay.Replay`` (what ``machimori routine replay`` runs)

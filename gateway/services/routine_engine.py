@@ -7,7 +7,8 @@ judgement asks, in this order:
 * ``hour`` — out at an hour the child is at home on all but ``night_share`` of days;
 * ``place`` — staying at a place not usual at this time of this week-part while the child is
   usually somewhere else (on free days, not within ``neighbourhood_m`` of home: a new friend's
-  house on a Saturday is not news);
+  house on a Saturday is not news; nor within 2 × ``place_radius_m`` of the usual place or of
+  one familiar now: its side gate);
 * ``late`` — not at the place the child is usually at by now (e.g. not home by the usual time +
   ``late_margin_min``), and not at home either (home is never a cause for alarm);
 * ``route`` — walking well off every way the child usually takes from the place it left, for
