@@ -348,11 +348,9 @@ class RoutineEngine:
         many such stays, so the same building can lie just over one radius from its place."""
         if self._beside(model, x, y, usual):
             return True
-        pid, dist = model.nearest_place(x, y)
-        return (
-            pid is not None
-            and dist <= 2 * self.c.place_radius_m
-            and self._familiar(model, slot, pid)
+        return any(  # not only the nearest: that may be this very stay, made a place
+            self._beside(model, x, y, pid) and self._familiar(model, slot, pid)
+            for pid in model.places
         )
 
     def _beside(self, model: ChildModel, x: float, y: float, place: int) -> bool:
