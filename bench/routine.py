@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/routine.py                      # 200 children, 2 months (minutes)
     .venv/bin/python bench/routine.py --children 1200 --months 3   # the city (longer)
+    .venv/bin/python bench/routine.py --seed 2 --dump false.jsonl  # and each false alarm
 
 ``sim/city_children.py`` plays every child's days; each position goes through the routine
 engine by ``gateway.services.routine_replay.Replay`` (what ``machimori routine replay`` runs)
@@ -166,6 +167,29 @@ def _raised(sink: io.StringIO) -> list[tuple[int, int, str]]:
     ]
 
 
+def dump_false(city: City, sink: io.StringIO, eval_from: int, out: Path) -> None:
+    """Every false alarm of the unanswered engine, one JSON line each: the child, its local
+    time, week-part, the day's planned event (deviation or novelty), its reason."""
+    lines = []
+    for line in sink.getvalue().splitlines():
+        r = json.loads(line)
+        i, ts = int(r["device"][1:]), _ms(r["ts"])
+        if r["event"] != "raise" or ts < eval_from or city.deviation_of(i, ts) is not None:
+            continue
+        local = datetime.fromtimestamp(ts / 1000, JST)
+        kid = city.kids[i]
+        record = {
+            "child": i,
+            "local": f"{local:%a %Y-%m-%d %H:%M}",
+            "kind": r["kind"],
+            "part": city.calendar.part(kid.school, local.date()),
+            "event": city.plan.get((i, local.date())),
+            "reason": r["reason"]["en"],
+        }
+        lines.append(json.dumps(record))
+    out.write_text("\n".join(lines) + "\n")
+
+
 def _kinded(alerts: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     return [(i, ts, "-") for i, ts in alerts]
 
@@ -186,6 +210,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pool-weekends", action="store_true", help="routine: pool_weekends")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--dump", type=Path, help="write the learned engine's false alarms here")
     args = parser.parse_args()
     days = int(round(args.months * 30.44))
     start = date.fromisoformat(args.start)
@@ -311,6 +336,8 @@ def main() -> int:
         f"bytes per child (pickled); simulation {sim_s:.0f} s, baselines {base_s:.0f} s"
     )
     print("goals: >= 90 % detected, median < 10 min, <= 0.05 false alarms per child-month")
+    if args.dump:
+        dump_false(city, sink, eval_from, args.dump)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

@@ -7,7 +7,8 @@ judgement asks, in this order:
 * ``hour`` — out at an hour the child is at home on all but ``night_share`` of days;
 * ``place`` — staying at a place not usual at this time of this week-part while the child is
   usually somewhere else (on free days, not within ``neighbourhood_m`` of home: a new friend's
-  house on a Saturday is not news);
+  house on a Saturday is not news; nor within 2 × ``place_radius_m`` of the usual place or of
+  one familiar now: its side gate);
 * ``late`` — not at the place the child is usually at by now (e.g. not home by the usual time +
   ``late_margin_min``), and not at home either (home is never a cause for alarm);
 * ``route`` — walking well off every way the child usually takes from the place it left, for
@@ -270,6 +271,10 @@ class RoutineEngine:
             # unfamiliar: not a place, or one seen around this time of day on none of the
             # week-parts (the park of Saturday afternoons is no news on a Tuesday afternoon)
             rare = where == "new" or not self._familiar(model, slot, pid)
+            if rare and stay is not None:
+                # a stay beside the place usual now or one familiar now (the school gate, the
+                # cram school's other door) is that place, its fixes off the learned centre
+                rare = not self._beside_familiar(model, slot, stay.x, stay.y, usual)
             from_home = self._distance_home(model, x, y)
             far = from_home > c.neighbourhood_m
             # when she is usually home, somewhere new round the corner is not news either
@@ -301,10 +306,7 @@ class RoutineEngine:
                 # the walk ended at a place familiar now, the fix that would say "stopped"
                 # thrown off by a reflection: the park on the way home, not lateness
                 familiar = familiar or self._familiar(model, slot, near)
-            target = model.places.get(usual)
-            if target is not None and math.hypot(x - target[0], y - target[1]) <= 2 * (
-                c.place_radius_m
-            ):
+            if self._beside(model, x, y, usual):
                 familiar = True  # all but there: the last fix was at its door
             if by is not None and not arrived and not familiar:
                 deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
@@ -337,6 +339,26 @@ class RoutineEngine:
         """Seen at ``place`` around this time of day (± 1 h) on some share of the days of any
         week-part: the park of Saturday afternoons is no news on a Tuesday afternoon."""
         return any(model.share_of(p, slot, place) >= self.c.rare_share for p in model.schedules)
+
+    def _beside_familiar(
+        self, model: ChildModel, slot: int, x: float, y: float, usual: int
+    ) -> bool:
+        """Within 2 × ``place_radius_m`` of the place ``usual`` now or of a place familiar at
+        this time: a stay's centre is a mean of fixes that began at the door, a place's a mean of
+        many such stays, so the same building can lie just over one radius from its place."""
+        if self._beside(model, x, y, usual):
+            return True
+        return any(  # not only the nearest: that may be this very stay, made a place
+            self._beside(model, x, y, pid) and self._familiar(model, slot, pid)
+            for pid in model.places
+        )
+
+    def _beside(self, model: ChildModel, x: float, y: float, place: int) -> bool:
+        """Within 2 × ``place_radius_m`` of ``place`` (at its door, if not inside the radius)."""
+        centre = model.places.get(place)
+        return centre is not None and math.hypot(x - centre[0], y - centre[1]) <= (
+            2 * self.c.place_radius_m
+        )
 
     def _back(
         self, state: Child, episode: Episode, now: int, fix: tuple[float, float] | None

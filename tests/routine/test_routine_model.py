@@ -211,3 +211,16 @@ def test_the_walk_ended_fix_then_silence_is_a_stay_though_she_left_unseen():
     assert place is not None  # learned as a place from four such Thursdays
     assert model.share_of("school", 18 * 4, place) >= 0.15  # one school day in five
     assert raised(feed(eng, [thursday(AFTER_4_WEEKS + timedelta(days=3))])) == []
+
+
+@pytest.mark.parametrize(("beyond", "told"), [(250.0, False), (700.0, True)])
+def test_a_stay_at_the_schools_back_gate_is_school_but_not_one_further_off(beyond, told):
+    """In by the back gate, 250 m past where the school was learned (more than one place radius,
+    under two): school, no alert. The same day 700 m past it is somewhere else, told."""
+    eng = engine()
+    assert raised(feed(eng, routine(MONDAY, 4))) == []
+    day = Day(AFTER_4_WEEKS + timedelta(days=1)).stay("07:40")
+    day.walk((0.0, 1000.0 + beyond), lost=True)  # fixes back at the door: no walk to judge
+    day.stay("15:00").walk(CLUB).stay("17:00").walk(SCHOOL, HOME).stay("23:59")
+    kinds = [e.kind for e in raised(feed(eng, [day]))]
+    assert bool(kinds) is told, kinds  # 700 m past: not there by the usual time, told
