@@ -37,6 +37,7 @@ from gateway.services.tracker_db import AlertRow, TrackerDb
 log = logging.getLogger(__name__)
 ROUTES_MAX_AGE_S = 5.0
 ALERT_KINDS = ("school_arrival", "school_departure", "not_at_school", "sos")
+RESUME_S = 15 * 60  # a restart replays this much of each child's fixes through the fence
 
 
 class PositionObserver(Protocol):
@@ -76,6 +77,33 @@ class Pipeline:
             key: FenceState(side=state)  # type: ignore[arg-type]
             for key, state in db.fence_states().items()
         }
+        self._resume()
+
+    def _resume(self) -> None:
+        """A restart forgets a fence decision half made (an arrival needs two clear fixes a
+        minute apart; the state file keeps only the side a child is on). Each child's fixes of
+        the last RESUME_S are replayed through a fresh fence state, so the next fix completes
+        what the killed service had begun. A decision already recorded is not told again
+        (presence is once a day); one that the replay completes is told now."""
+        now = self.now_ms()
+        raised: list[AlertRow] = []
+        fresh: set[tuple[str, str]] = set()
+        with self.db.tx() as cur:
+            for child, ts_ms, device, lat, lon, acc, src in self.db.positions_since(
+                now - RESUME_S * 1000
+            ):
+                route = self.routes.get(device)
+                school = self.schools.get(route[1]) if route is not None else None
+                if school is None:
+                    continue
+                key = (child, school.config.id)
+                if key not in fresh:
+                    fresh.add(key)
+                    self.states[key] = FenceState()
+                position = Position(lat, lon, acc, src=src)
+                raised += self._judge(cur, child, school, position, ts_ms, now)
+        for alert in raised:
+            self.publish(alert)
 
     def count(self, name: str, by: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + by

@@ -304,6 +304,15 @@ class TrackerDb:
         return self.positions_for(f"service:{purpose}", child, start_ms, end_ms, end_ms)
 
     # -- presence, fence state, alerts ----------------------------------------------------------
+    def positions_since(self, since_ms: int) -> list[tuple[Any, ...]]:
+        """(child, ts_ms, device, lat, lon, acc, src) of every fix from ``since_ms`` on, each
+        child's in time order: the service's own restart, not a person's view (not audited)."""
+        return self._all(
+            "SELECT child, ts_ms, device, lat, lon, acc, src FROM positions WHERE ts_ms >= ? "
+            "ORDER BY child, ts_ms, seq",
+            (since_ms,),
+        )
+
     def fence_states(self) -> dict[tuple[str, str], str]:
         return {
             (c, s): st for c, s, st in self._all("SELECT child, school, state FROM fence_state")

@@ -44,16 +44,21 @@ class Rig:
         self.db.add_guardian("sato", "sato@example.jp", "ja", None)
         self.db.link("sato", "hana", 0)
         self.published = []
+        self.school = school
+        self.restart()
+        self.seq = 0
+
+    def restart(self) -> None:
+        """A (new) service process on the same database."""
         self.pipeline = Pipeline(
             self.db,
-            [school],
+            [self.school],
             FenceConfig(),
             JST,
             ["email"],
             lambda: self.now,
             self.published.append,
         )
-        self.seq = 0
 
     def fix(self, at: datetime, lat: float, lon: float, acc: float | None = 5.0) -> None:
         self.seq += 1
@@ -138,6 +143,25 @@ def test_fixes_sent_again_after_a_broker_crash_do_not_undo_an_arrival(tmp_path):
     rig.fix(t + timedelta(seconds=90), *SCHOOL)  # then the child stands still
     assert rig.kinds() == ["school_arrival"]
     assert rig.pipeline.counters["repeated_position"] == 1
+
+
+def test_an_arrival_half_confirmed_when_the_service_is_killed_is_confirmed_after_it(tmp_path):
+    """The service is SIGKILLed between the child's first fix inside and the second: the
+    restarted one must still make the arrival (it forgot the first fix; the child then stood
+    still and the guardian would be told 'not at school')."""
+    rig = Rig(tmp_path)
+    t = datetime(2026, 12, 1, 7, 50, tzinfo=JST)
+    rig.fix(t - timedelta(seconds=30), *metres_east(*SCHOOL, 100))
+    rig.fix(t, *SCHOOL)
+    assert rig.kinds() == []
+    rig.restart()  # killed and started again on the same database
+    rig.fix(t + timedelta(seconds=90), *SCHOOL)
+    assert rig.kinds() == ["school_arrival"]
+    assert rig.published[0].ts_ms == int(t.timestamp() * 1000)
+    absence = rig.pipeline.absence_check(
+        int(datetime(2026, 12, 1, 8, 31, tzinfo=JST).timestamp() * 1000)
+    )
+    assert absence == []
 
 
 def test_a_bad_fix_inside_never_decides(tmp_path):
