@@ -44,6 +44,10 @@ tracker service, agents and a tracker process, cuts one gauge's network and fill
 and prints the time the city took to recover from each. Exit 1 if anything was lost or stored
 twice, a guardian was told twice or not at all, or a fault was not recovered from."""
 
+# Devices back off up to reconnect_max_s (60 s) between attempts to reach a broker: a fault is
+# "not recovered from" only past three times that; the time it took is what the report prints.
+RECOVERY_LIMIT_S = 180.0
+
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -137,7 +141,8 @@ def main(argv: list[str], prog: str = "machimori sim") -> int:
 
         end = started + args.duration
         if chaos is not None:
-            chaos.run(between_s=args.duration / (len(chaos.faults()) + 2), limit_s=60, tick=tick)
+            between = args.duration / (len(chaos.faults()) + 2)
+            chaos.run(between_s=between, limit_s=RECOVERY_LIMIT_S, tick=tick)
         while time.monotonic() < end:
             tick()
             time.sleep(1.0)
