@@ -109,6 +109,10 @@ class Pending:
     attempts: int
 
 
+# a repeat (device, seq) is dropped: at-least-once delivery stores each position once
+INSERT_POSITION = "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+
+
 class TrackerDb:
     """One SQLite file, used from several threads through one connection and a lock."""
 
@@ -269,17 +273,13 @@ class TrackerDb:
     # -- positions ----------------------------------------------------------------------------
     def insert_positions(self, cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> None:
         """Many rows at once (an import, a history): repeats are dropped as by insert_position."""
-        cur.executemany(
-            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
-        )
+        cur.executemany(INSERT_POSITION, rows)
 
     def insert_position(self, cur: sqlite3.Cursor, row: tuple[Any, ...]) -> bool:
         """One (child, ts_ms, device, seq, lat, lon, acc, src) row; False for a repeat
         (device, seq), which is not stored again: at-least-once delivery stores each position
         once, and the caller judges each once."""
-        cur.execute(
-            "INSERT INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", row
-        )
+        cur.execute(INSERT_POSITION, row)
         return cur.rowcount == 1
 
     def positions_for(
