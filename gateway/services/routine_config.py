@@ -41,13 +41,15 @@ class RoutineConfig:
     expect_share: float = 0.8  # "usually at P": on at least this share of those days
     free_expect_share: float = 0.95  # the same on Saturdays, Sundays and breaks
     late_quantile: float = 0.6  # the usual time of arrival: by then on this share of days ...
-    late_margin_min: float = 15.0  # ... and "not at P" is said this long after it
+    late_margin_min: float = 15.0  # ... and "not at P" is said this long after it ...
+    near_home_late_min: float = 30.0  # ... and this much later when last seen near_home_m of home
     away_s: float = 300.0  # away from where expected this long (and seen twice) before an alert
     route_off_m: float = 100.0  # off the usual ways by more than about this (cell_m units) ...
     route_off_s: float = 120.0  # ... for this long
     rare_share: float = 0.05  # a place seen on fewer of these days at this time is unfamiliar
     night_share: float = 0.03  # "out at an unusual hour": out at that hour on at most this share
     hours: str = "20:00-05:00"  # ... of days, within these hours (daytime is place/late/route)
+    night_grace_min: float = 60.0  # ... said this long after they begin if out since before
     neighbourhood_m: float = 1500.0  # on free days, somewhere new this close to home is not said
     near_home_m: float = 500.0  # ... nor, any day, this close when the child is usually home
     drive_mps: float = 6.0  # ... nor, on free days, somewhere reached faster than this (a family

@@ -254,6 +254,11 @@ class RoutineEngine:
             )
             left = model.left_ms
             away = now - left >= c.away_s * 1000 and now - (model.last_ms or 0) <= 2 * 3600_000
+            opened = state.day_start_ms + first * SLOT_MS - (DAY_MS if slot < first else 0)
+            if model.left_home_ms < opened:
+                # out since before the hours began: on the way back from the evening's cram
+                # school or the grandparents' is not "going out at night" until it lasts
+                away = away and now >= opened + c.night_grace_min * 60_000
             if not familiar and away and not self._fine(state, "hour", now):
                 found.append(Finding("hour", left, pid, home))
         if part == "outing":
@@ -288,7 +293,10 @@ class RoutineEngine:
         if part in c.late_parts and enough and usual >= 0 and pid != usual and share >= expect:
             minute = int((now - state.day_start_ms) // 60_000)
             by = model.usual_arrival(part, usual, minute, c.late_quantile)
-            arrived = model.last_at.get(usual, 0) >= now - 4 * 3600_000
+            # there today since an hour before the usual time: it arrived (and may have gone out
+            # again, as on cram-school evenings: that is for ``place`` to judge, not lateness)
+            since = state.day_start_ms + ((by or minute) - 60) * 60_000
+            arrived = model.last_at.get(usual, 0) >= since
             # at a place the routine knows at this time (the park some days), or just left it
             # a stop on the way at a place usual around now (the park, some days) is no news for
             # an hour; staying on where the child usually leaves (the club) is
@@ -309,7 +317,12 @@ class RoutineEngine:
             if self._beside(model, x, y, usual):
                 familiar = True  # all but there: the last fix was at its door
             if by is not None and not arrived and not familiar:
-                deadline = state.day_start_ms + (by + int(c.late_margin_min)) * 60_000
+                margin = c.late_margin_min
+                if self._distance_home(model, x, y) <= c.near_home_m:
+                    # last seen in the neighbourhood (the park, a friend's on the way): as for
+                    # ``place``, round the corner from home is no news until it lasts
+                    margin += c.near_home_late_min
+                deadline = state.day_start_ms + int((by + margin) * 60_000)
                 if now >= deadline and not self._fine(state, "late", now, place=usual):
                     found.append(Finding("late", deadline, pid, usual))
         # off the usual ways
@@ -337,8 +350,11 @@ class RoutineEngine:
 
     def _familiar(self, model: ChildModel, slot: int, place: int) -> bool:
         """Seen at ``place`` around this time of day (± 1 h) on some share of the days of any
-        week-part: the park of Saturday afternoons is no news on a Tuesday afternoon."""
-        return any(model.share_of(p, slot, place) >= self.c.rare_share for p in model.schedules)
+        week-part (the park of Saturday afternoons is no news on a Tuesday afternoon), or on
+        this day of the week (the Tuesday cram school)."""
+        return any(
+            model.share_of(p, slot, place) >= self.c.rare_share for p in model.schedules
+        ) or model.weekly(slot, place)
 
     def _beside_familiar(
         self, model: ChildModel, slot: int, x: float, y: float, usual: int

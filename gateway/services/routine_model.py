@@ -135,6 +135,7 @@ class ChildModel:
         self.last_xy = (0.0, 0.0)
         self.last_at: dict[int, int] = {}  # place -> last fix there
         self.left_ms = 0  # the first fix after the child left a place
+        self.left_home_ms = 0  # ... left home: out since then, wherever it went after
         self.driven = False  # since it left: faster than ``drive_mps`` (in a car, with an adult)
         # learned schedules, rebuilt daily
         self.schedules: dict[str, Schedule] = {p: Schedule() for p in (*WEEK_PARTS, WEEKEND)}
@@ -214,11 +215,12 @@ class ChildModel:
                 self._label(last, ts_ms, stay.place)
         else:
             if stay is not None:
+                silent = ts_ms - stay.last_ms
                 if (
                     stay.place is None
-                    and stay.stopped
+                    and (stay.stopped or self._silent_there(stay, x, y, silent))
                     and ts_ms - stay.start_ms >= c.stay_min_s * 1000
-                    and ts_ms - stay.last_ms <= c.max_gap_s * 1000
+                    and silent <= c.max_gap_s * 1000
                 ):
                     # the tracker's "walk ended" fix, then silence: indoors there all along (a
                     # walking child sends a fix every 50 m), though the fix that says it left is
@@ -243,6 +245,14 @@ class ChildModel:
             here = self.place_at(x, y)
         if here is not None:
             self.last_at[here] = ts_ms
+
+    def _silent_there(self, stay: Stay, x: float, y: float, silent_ms: int) -> bool:
+        """Silent for ``stay_min_s`` after the stay's last fix, and the next fix still within two
+        stay radii of it: the child went in there (a walking tracker sends every 50 m) and was
+        seen again leaving; the two fixes on the spot that say "stopped" may be a reflection
+        apart. A fix lost on a walk is no stay: the next fix comes from far down the way."""
+        near = math.hypot(x - stay.lx, y - stay.ly) <= 2 * self.c.stay_radius_m
+        return near and silent_ms >= self.c.stay_min_s * 1000
 
     def _confirm(self, stay: Stay) -> None:
         pid = self.place_at(stay.x, stay.y)
@@ -275,6 +285,8 @@ class ChildModel:
             place[2] = weight + 1
         self.origin = pid
         self.left_ms = ts_ms
+        if pid == self.home:
+            self.left_home_ms = ts_ms
         self.driven = False
         self.trips[pid] = self.trips.get(pid, 0) + 1
 
@@ -373,6 +385,18 @@ class ChildModel:
         schedule = self.schedules[part]
         lo, hi = max(0, slot - window), min(SLOTS, slot + window + 1)
         return float(schedule.share[lo:hi, col].max()) if schedule.share.shape[1] > col else 0.0
+
+    def weekly(self, slot: int, place: int, window: int = 4) -> bool:
+        """At ``place`` around ``slot`` (± ``window`` quarters) on this day of the week in some
+        kept week: the weekly cram school or swimming lesson, which a share of all school days
+        (one in five at most) can hide."""
+        if self.day is None:
+            return False
+        weekday = self.day.weekday()
+        lo, hi = max(0, slot - window), min(SLOTS, slot + window + 1)
+        return any(
+            d.day.weekday() == weekday and bool((d.slots[lo:hi] == place).any()) for d in self.days
+        )
 
     def usual_arrival(self, part: str, place: int, minute: int, quantile: float) -> int | None:
         """The minute of the day by which the child had arrived at ``place`` on ``quantile`` of

@@ -224,3 +224,76 @@ def test_a_stay_at_the_schools_back_gate_is_school_but_not_one_further_off(beyon
     day.stay("15:00").walk(CLUB).stay("17:00").walk(SCHOOL, HOME).stay("23:59")
     kinds = [e.kind for e in raised(feed(eng, [day]))]
     assert bool(kinds) is told, kinds  # 700 m past: not there by the usual time, told
+
+
+def test_a_stay_seen_by_one_fix_at_the_door_is_learned_from_the_silence():
+    # Tuesdays at cram school 848 m E of home: the last fix of the walk there is 48 m short of
+    # the door, the "walk ended" fix at the door (two fixes too far apart to say "stopped"),
+    # nothing indoors, and the first fix of the walk home 150 m up the street to the north.
+    cram = (848.0, 0.0)
+
+    def tuesday(day: date) -> Day:
+        d = Day(day).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+        d.walk(SCHOOL, HOME).stay("17:30").walk(cram).stay("19:00")
+        d.walk((848.0, 300.0), (0.0, 300.0), HOME).stay("23:59")
+        return _without(d, "19:00", "19:02")
+
+    days = [tuesday(d.day) if d.day.weekday() == 1 else d for d in routine(MONDAY, 4)]
+    eng = engine()
+    assert raised(feed(eng, days)) == []
+    model = eng.children["hana"].model
+    place = model.place_at(*cram)
+    assert place is not None  # an hour and a half of silence at its door: she was in there
+    assert model.share_of("school", 18 * 4, place) >= 0.15  # one school day in five
+
+
+def test_a_weekly_place_is_familiar_on_its_day_though_rare_among_all_school_days():
+    # Once, three weeks ago on a Tuesday, she stayed at a swimming school 1.2 km away until
+    # 19:30: one school day in twenty, and the oldest. Today, Tuesday, she is there again.
+    pool = (1200.0, -400.0)
+
+    def swimming(day: date) -> Day:
+        d = Day(day).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+        d.walk(SCHOOL, HOME).stay("17:45").walk(pool).stay("19:30").walk(HOME)
+        return d.stay("23:59")
+
+    first = MONDAY + timedelta(days=8)  # the second Tuesday
+    days = [swimming(d.day) if d.day == first else d for d in routine(MONDAY, 4)]
+    eng = engine()
+    feed(eng, days)
+    model = eng.children["hana"].model
+    place = model.place_at(*pool)
+    assert place is not None
+    assert model.share_of("school", 19 * 4, place) < RoutineConfig().rare_share
+    assert raised(feed(eng, [swimming(AFTER_4_WEEKS + timedelta(days=1))])) == []
+
+
+@pytest.mark.parametrize(("until", "told"), [("18:00", False), ("19:00", True)])
+def test_a_first_stop_round_the_corner_from_home_is_late_only_if_it_lasts(until, told):
+    # On the way home, a first stop at the park 420 m from home (outdoors: a fix every 15 min;
+    # beyond the two place radii that count as home's door). Usually home by about 17:20: 40
+    # minutes there is no news; an hour and a half is.
+    park = (0.0, 420.0)
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    day = Day(AFTER_4_WEEKS).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+    day.walk(SCHOOL, park).stay(until, indoors=False).walk(HOME).stay("23:59")
+    kinds = [e.kind for e in raised(feed(eng, [day]))]
+    assert kinds == (["late"] if told else [])
+
+
+@pytest.mark.parametrize(("until", "told"), [("20:20", False), ("21:30", True)])
+def test_on_the_way_back_from_an_evening_out_is_not_going_out_at_night(until, told):
+    # At grandma's 450 m away from 19:10: back by 20:30 is an evening visit; still out at 21:00
+    # (an hour into the night hours) is told.
+    grandma = (-450.0, 0.0)
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    day = school_day(AFTER_4_WEEKS)
+    day.fixes = [f for f in day.fixes if f[0] < day.ms(19 * 3600)]
+    day.t = 19 * 3600
+    day.walk(grandma).stay(until).walk(HOME).stay("23:59")
+    alerts = raised(feed(eng, [day]))
+    assert [e.kind for e in alerts] == (["hour"] if told else [])
+    if told:
+        assert alerts[0].ts_ms <= day.ms(21 * 3600 + 10 * 60)
