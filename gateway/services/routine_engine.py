@@ -27,7 +27,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from gateway.services.routine_config import RoutineConfig
@@ -322,9 +322,11 @@ class RoutineEngine:
                     # last seen in the neighbourhood (the park, a friend's on the way): as for
                     # ``place``, round the corner from home is no news until it lasts
                     margin += c.near_home_late_min
-                deadline = state.day_start_ms + int((by + margin) * 60_000)
-                if now >= deadline and not self._fine(state, "late", now, place=usual):
-                    found.append(Finding("late", deadline, pid, usual))
+                expected = state.day_start_ms + by * 60_000
+                if now >= expected + margin * 60_000 and not self._fine(
+                    state, "late", now, place=usual
+                ):
+                    found.append(Finding("late", expected, pid, usual))
         # off the usual ways
         if where == "walk" and fix is not None and part in c.route_parts and not night:
             origin = model.origin
@@ -536,7 +538,6 @@ class RoutineEngine:
                 f"now ({where_en}) for over {minutes} min.",
             }
         if episode.kind == "late":
-            s = f"{since - timedelta(minutes=self.c.late_margin_min):%H:%M}"
             seen = datetime.fromtimestamp((model.last_ms or now) / 1000, self.zone)
             return {
                 "ja": f"ふだんは {s} ごろまでに{usual_ja}にいますが、{t} 現在いません"
