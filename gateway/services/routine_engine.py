@@ -4,13 +4,16 @@
 time passes (a child who has gone silent somewhere is judged by the clock, not by a fix). Each
 judgement asks, in this order:
 
-* ``hour`` — out at an hour the child is at home on all but ``night_share`` of days;
-* ``place`` — staying at a place not usual at this time of this week-part while the child is
+* ``hour`` — out at an hour the child is at home on all but ``night_share`` of days (if out
+  since before those hours began, only ``night_grace_min`` into them);
+* ``place`` — staying at a place not usual at this time of this week-part (nor of this day of
+  the week in some kept week: the weekly cram school) while the child is
   usually somewhere else (on free days, not within ``neighbourhood_m`` of home: a new friend's
   house on a Saturday is not news; nor within 2 × ``place_radius_m`` of the usual place or of
   one familiar now: its side gate);
 * ``late`` — not at the place the child is usually at by now (e.g. not home by the usual time +
-  ``late_margin_min``), and not at home either (home is never a cause for alarm);
+  ``late_margin_min``, + ``near_home_late_min`` when last seen near home), and not at home
+  either (home is never a cause for alarm);
 * ``route`` — walking well off every way the child usually takes from the place it left, for
   ``route_off_s``.
 
