@@ -54,7 +54,10 @@ class RoutineConfig:
     near_home_m: float = 500.0  # ... nor, any day, this close when the child is usually home
     drive_mps: float = 6.0  # ... nor, on free days, somewhere reached faster than this (a family
     # drive: no child walks or cycles at 22 km/h)
-    fresh_s: float = 1200.0  # a moving child's last fix older than this says nothing
+    # a walking child's last fix older than this says nothing: the tracker sends every 50 m when
+    # walking, so 10 min of silence is a child gone in somewhere (most often where it was going)
+    # or without a fix, and which cannot be told
+    fresh_s: float = 600.0
     clear_s: float = 300.0  # back in the routine this long: the alert clears
     late_parts: list[str] = field(default_factory=lambda: ["school"])
     route_parts: list[str] = field(default_factory=lambda: ["school"])

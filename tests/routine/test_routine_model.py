@@ -297,3 +297,14 @@ def test_on_the_way_back_from_an_evening_out_is_not_going_out_at_night(until, to
     assert [e.kind for e in alerts] == (["hour"] if told else [])
     if told:
         assert alerts[0].ts_ms <= day.ms(21 * 3600 + 10 * 60)
+
+
+@pytest.mark.parametrize(("fresh_s", "told"), [(None, False), (1500.0, True)])
+def test_a_walk_to_school_that_falls_silent_is_not_judged_once_its_last_fix_is_old(fresh_s, told):
+    # The fixes stop 350 m before school (no fix indoors, the "walk ended" fix lost too) and
+    # come back only as she leaves at 15:00. Nothing says she is walking any more: with a
+    # 25-minute horizon a fix of 07:49 would call her late at 08:10.
+    eng = engine(RoutineConfig() if fresh_s is None else RoutineConfig(fresh_s=fresh_s))
+    feed(eng, routine(MONDAY, 4))
+    day = _without(school_day(AFTER_4_WEEKS), "07:50", "15:00")
+    assert [e.kind for e in raised(feed(eng, [day]))] == (["late"] if told else [])
