@@ -36,7 +36,9 @@ class RoutineConfig:
     # min_part_days of its own (8-9 weekend days in 30). Off by default: the first family visit
     # on foot within the memory then alerts (bench/routine.py --pool-weekends measures it)
     pool_weekends: bool = False
-    min_trips: int = 8  # trips seen from a place before its ways are judged
+    # trips seen from a place before its ways are judged: two, so that a detour from a place
+    # left once a week (the park after school, grandparents) is told too (8 left them untold)
+    min_trips: int = 2
     # -- alerting ---------------------------------------------------------------------------------
     expect_share: float = 0.8  # "usually at P": on at least this share of those days
     free_expect_share: float = 0.95  # the same on Saturdays, Sundays and breaks
@@ -45,7 +47,10 @@ class RoutineConfig:
     near_home_late_min: float = 30.0  # ... and this much later when last seen near_home_m of home
     away_s: float = 300.0  # away from where expected this long (and seen twice) before an alert
     route_off_m: float = 100.0  # off the usual ways by more than about this (cell_m units) ...
-    route_off_s: float = 120.0  # ... for this long
+    route_off_s: float = 120.0  # ... for this long, not counting time walking straight (at
+    # least this share of each 100 m walked brought nearer) to home or to a place familiar now
+    # within near_home_m of home: the park after school by another street is no detour
+    homeward_share: float = 0.9
     rare_share: float = 0.05  # a place seen on fewer of these days at this time is unfamiliar
     night_share: float = 0.03  # "out at an unusual hour": out at that hour on at most this share
     hours: str = "20:00-05:00"  # ... of days, within these hours (daytime is place/late/route)
@@ -72,6 +77,8 @@ class RoutineConfig:
         self.window()
         if not 0 < self.expect_share <= 1 or not 0 < self.free_expect_share <= 1:
             raise ValueError("expect_share: expected a share in (0, 1]")
+        if not 0 < self.homeward_share <= 1:
+            raise ValueError("homeward_share: expected a share in (0, 1]")
 
     def window(self) -> tuple[int, int]:
         """``hours`` as quarter-hour slots [first, last) of a day, wrapping past midnight."""

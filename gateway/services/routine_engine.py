@@ -40,6 +40,8 @@ KINDS = ("hour", "place", "late", "route")
 FREE_PARTS = ("saturday", "sunday", "break")
 OUTING = "outing"  # a school day the school announced as a trip: not judged, but for ``hour``
 PartOf = Callable[[str, date], str]  # (child, local day) -> week-part or OUTING
+_TRAIL = 8  # fixes kept to tell where a walk heads (100 m back: 2-5 fixes at the agent's pace)
+_HEADING_M = 100.0  # a walk's heading: from its fix at least this far back
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class Child:
     off_since: int | None = None
     off_fixes: int = 0
     due_ms: int | None = None
+    # the last fixes (x, y), to tell where a walk heads; immutable, so that a state saved
+    # before it existed loads with this default
+    trail: tuple[tuple[float, float], ...] = ()
 
 
 class RoutineEngine:
@@ -128,6 +133,7 @@ class RoutineEngine:
         self._roll(child, state, ts_ms)
         x, y = model.xy(lat, lon)
         model.observe(ts_ms, x, y)
+        state.trail = (*state.trail[-(_TRAIL - 1) :], (x, y))
         return self._judge(child, state, ts_ms, fix=(x, y))
 
     def tick(self, now_ms: int) -> list[RoutineEvent]:
@@ -337,10 +343,12 @@ class RoutineEngine:
                 origin is not None
                 and model.trip_counts.get(origin, 0) >= c.min_trips
                 and not model.in_corridor(origin, x, y)
-                and not model.in_corridor(None, x, y)  # nor on a street walked to elsewhere
+                and not model.in_corridor(None, x, y)  # nor on a street walked on such days
                 and model.place_at(x, y) is None
             )
-            if off:
+            if not off:
+                state.off_since, state.off_fixes = None, 0
+            elif not self._homeward(state, slot, x, y):
                 state.off_since = state.off_since or now
                 state.off_fixes += 1
                 if (
@@ -349,9 +357,32 @@ class RoutineEngine:
                     and not self._fine(state, "route", now)
                 ):
                     found.append(Finding("route", state.off_since, -1, origin or -1))
-            else:
-                state.off_since, state.off_fixes = None, 0
+            # else straight for home or a familiar place near it (the park after school, for
+            # once down its own street): not counted, but a clock already running goes on (a
+            # detour that turns for home is still told)
         return found
+
+    def _homeward(self, state: Child, slot: int, x: float, y: float) -> bool:
+        """Is the walk heading straight for home, or for a place familiar at this time within
+        ``near_home_m`` of home — each of the last ``_HEADING_M`` walked bringing it at least
+        ``homeward_share`` as much nearer? On a street grid that is a walk along the street that
+        leads there: the first walk to the park after school, down the park's street rather than
+        the usual one. A detour off at a right angle to the usual way is not."""
+        model = state.model
+        back = next(
+            (p for p in reversed(state.trail[:-1]) if math.dist(p, (x, y)) >= _HEADING_M), None
+        )
+        if back is None:
+            return False
+        need = self.c.homeward_share * math.dist(back, (x, y))
+        for pid, (px, py, _) in model.places.items():
+            if pid == model.origin or self._distance_home(model, px, py) > self.c.near_home_m:
+                continue
+            if pid != model.home and not self._familiar(model, slot, pid):
+                continue
+            if math.dist(back, (px, py)) - math.dist((x, y), (px, py)) >= need:
+                return True
+        return False
 
     def _familiar(self, model: ChildModel, slot: int, place: int) -> bool:
         """Seen at ``place`` around this time of day (± 1 h) on some share of the days of any

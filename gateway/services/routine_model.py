@@ -13,7 +13,8 @@ What the model learns from a child's positions (time order, one child only):
   Sunday/holiday, a weekday the school is closed) and the corridor cells walked from each place;
 * **schedules** — per week-part and quarter-hour, the share of (recent-weighted) days the child
   was at each place, and the place it is usually at;
-* **corridors** — per place of departure, the ``cell_m`` squares the child walked through.
+* **corridors** — per place of departure, the ``cell_m`` squares the child walked through; and
+  the **streets**, every square walked on the week-parts whose ways are judged.
 
 It keeps at most ``memory_days`` days (the positions' own retention), weights each by
 ``0.5 ** (age / half_life_days)`` (it learns every day and forgets slowly), and rebuilds its
@@ -141,7 +142,8 @@ class ChildModel:
         self.schedules: dict[str, Schedule] = {p: Schedule() for p in (*WEEK_PARTS, WEEKEND)}
         self.out_share = np.ones(SLOTS)
         self.corridors: dict[int, set[int]] = {}
-        self.streets: set[int] = set()  # every corridor square, whatever the origin
+        # every square walked, whatever the origin, on the week-parts whose ways are judged
+        self.streets: set[int] = set()
         self.trip_counts: dict[int, int] = {}
         self.home: int | None = None
         self.cols: dict[int, int] = {}  # place id -> its column in the schedules' shares
@@ -356,16 +358,20 @@ class ChildModel:
             known += w * seen
             out += w * (seen & (d.slots != (self.home if self.home is not None else -9)))
         self.out_share = np.where(known > 0, out / np.maximum(known, 1e-9), 1.0)
-        self.corridors, self.trip_counts = {}, {}
+        self.corridors, self.trip_counts, self.streets = {}, {}, set()
         for d in self.days:
             for origin, count in d.trips.items():
                 self.trip_counts[origin] = self.trip_counts.get(origin, 0) + count
             for key in d.cells.tolist():
                 self.corridors.setdefault(key >> 32, set()).add(key & 0xFFFFFFFF)
+            if d.part in self.c.route_parts:
+                # a Saturday's walk to the sports club or a Sunday's drive is no street the
+                # child knows on a school day: a detour along it is still told
+                self.streets.update(key & 0xFFFFFFFF for key in d.cells.tolist())
         for fine in self.fines:
             if fine.kind == "route":
                 self.corridors.setdefault(fine.origin, set()).update(fine.cells)
-        self.streets = set().union(*self.corridors.values())
+                self.streets.update(fine.cells)
 
     # -- what the schedules say -----------------------------------------------------------------
     def schedule_for(self, part: str) -> Schedule:
@@ -416,7 +422,7 @@ class ChildModel:
 
     def in_corridor(self, origin: int | None, x: float, y: float) -> bool:
         """Near (``route_off_m``) a square walked from ``origin`` — or, ``origin`` None, in a
-        square walked from any place (a street the child knows)."""
+        square walked from any place on a day of ``route_parts`` (a street the child knows)."""
         cells = self.corridors.get(origin) if origin is not None else self.streets
         if not cells:
             return False

@@ -308,3 +308,77 @@ def test_a_walk_to_school_that_falls_silent_is_not_judged_once_its_last_fix_is_o
     feed(eng, routine(MONDAY, 4))
     day = _without(school_day(AFTER_4_WEEKS), "07:50", "15:00")
     assert [e.kind for e in raised(feed(eng, [day]))] == (["late"] if told else [])
+
+
+def _weeks(first: date, weeks: int, school, saturday=free_day, sunday=free_day) -> list[Day]:
+    """``weeks`` of days from ``first`` (a Monday), each made by the function for its kind."""
+    days = []
+    for n in range(weeks * 7):
+        day = first + timedelta(days=n)
+        make = school if day.weekday() < 5 else saturday if day.weekday() == 5 else sunday
+        days.append(make(day))
+    return days
+
+
+def test_a_detour_from_a_place_left_once_a_week_is_told():
+    """Wednesdays after school at her grandparents' (800 m E of home), then home along y=0: four
+    trips from there in four weeks. Half-way home one Wednesday she goes 600 m north and back."""
+    gran = (800.0, 0.0)
+
+    def wednesday(day: date, detour: bool = False) -> Day:
+        d = Day(day).stay("07:40").walk(SCHOOL).stay("15:00").walk((800.0, 1000.0), gran)
+        d.stay("17:00")
+        if detour:
+            d.walk((400.0, 0.0), (400.0, 600.0), (300.0, 600.0), (300.0, 0.0), HOME)
+        else:
+            d.walk(HOME)
+        return d.stay("23:59")
+
+    eng = engine()
+    usual = _weeks(MONDAY, 4, lambda d: wednesday(d) if d.weekday() == 2 else school_day(d))
+    assert raised(feed(eng, usual)) == []
+    model = eng.children["hana"].model
+    assert model.trip_counts[model.place_at(*gran)] == 4  # fewer than eight: judged all the same
+    day = wednesday(AFTER_4_WEEKS + timedelta(days=2), detour=True)
+    events = raised(feed(eng, [day]))
+    assert [e.kind for e in events] == ["route"]
+    assert events[0].ts_ms - day.ms(17 * 3600 + 400 / 1.1) <= 6 * 60_000  # 400 m along, then off
+
+
+def test_a_detour_along_the_street_of_her_saturday_club_is_told():
+    """Saturdays she walks to her sports club up x=300. On a school day's way home she leaves
+    the usual street (x=0) for 300 m, walks 500 m up that Saturday street and back: that is no
+    street she knows on a school day."""
+
+    def saturday(day: date) -> Day:
+        d = Day(day).stay("09:00").walk((300.0, 0.0), (300.0, 800.0), (1000.0, 800.0))
+        d.stay("12:00", indoors=False).walk((300.0, 800.0), (300.0, 0.0), HOME)
+        return d.stay("23:59")
+
+    eng = engine()
+    assert raised(feed(eng, _weeks(MONDAY, 4, school_day, saturday))) == []
+    day = Day(AFTER_4_WEEKS).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+    day.walk(SCHOOL, (0.0, 300.0), (300.0, 300.0), (300.0, 800.0), (0.0, 800.0), HOME)
+    events = raised(feed(eng, [day.stay("23:59")]))
+    assert [e.kind for e in events] == ["route"]
+
+
+def test_the_first_walk_to_the_park_after_school_down_its_own_street_is_not_told():
+    """Weekends 16:00-18:00 in the park 300 m E of home. One Monday she goes there from the club
+    for the first time, straight down the park's street (x=300) instead of the usual one (x=0):
+    700 m off her school-day ways, but heading for a place she knows at that hour near home."""
+    park = (300.0, 0.0)
+
+    def weekend(day: date) -> Day:
+        d = Day(day).stay("16:00").walk(park).stay("18:00", indoors=False).walk(HOME)
+        return d.stay("23:59")
+
+    eng = engine()
+    assert raised(feed(eng, _weeks(MONDAY, 4, school_day, weekend, weekend))) == []
+    day = Day(AFTER_4_WEEKS).stay("07:40").walk(SCHOOL).stay("15:00").walk(CLUB).stay("17:00")
+    day.walk(park).stay("17:45", indoors=False).walk(HOME).stay("23:59")
+    assert raised(feed(eng, [day])) == []
+    # the same walk on to a street corner that is no place she knows is told
+    odd = Day(AFTER_4_WEEKS + timedelta(days=1)).stay("07:40").walk(SCHOOL).stay("15:00")
+    odd.walk(CLUB).stay("17:00").walk((300.0, 500.0), (900.0, 500.0), (900.0, 0.0), HOME)
+    assert [e.kind for e in raised(feed(eng, [odd.stay("23:59")]))] == ["route"]
