@@ -69,16 +69,17 @@ def test_weeks_of_the_city_s_children_told_soon_and_rarely_for_nothing(seed):
     for kind in ("place", "route", "late", "hour"):
         of_kind = [d for d in injected if d.kind == kind]
         told = [d for d in of_kind if d in first]
-        # fifteen of a kind: "off the usual way" is the weakest (about 80 % in the bench)
-        assert len(told) >= 0.6 * len(of_kind), (kind, len(told), len(of_kind))
-    assert len(first) >= 0.88 * len(injected)
+        # fifteen of a kind: "off the usual way" is the weakest (85-87 % in the bench, 11-13 of
+        # 15 here)
+        assert len(told) >= 0.7 * len(of_kind), (kind, len(told), len(of_kind))
+    assert len(first) >= 0.9 * len(injected), (len(first), len(injected))
     delays = [(first[d] - d.start_ms) / 60_000 for d in injected if d in first]
     assert statistics.median(delays) < 10
 
     false = [a for a in alerts if city.deviation_of(a[0], a[1]) is None]
-    # 55 child-months, the first week after the warm-up among them: at most 0.3 per child-month
-    # (bench/routine.py: 0.10-0.14 over 263-1,577 child-months; the engine before: 0.34)
-    assert len(false) / child_months <= 0.3, false
+    # 55 child-months, the first week after the warm-up among them: at most 0.1 per child-month,
+    # five or six alarms (bench/routine.py: 0.02-0.03 over 263 child-months; 0 to 2 here)
+    assert len(false) / child_months <= 0.1, false
     novel = [
         a
         for a in false
