@@ -113,6 +113,9 @@ class Fine:
 
 
 class ChildModel:
+    # a model saved (pickled) before this was learned loads with it: never seen leaving home
+    left_home_ms = 0
+
     def __init__(self, config: RoutineConfig, lat0: float, lon0: float) -> None:
         self.c = config
         self.lat0, self.lon0 = lat0, lon0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from datetime import date, timedelta
 
 import pytest
@@ -382,3 +383,19 @@ def test_the_first_walk_to_the_park_after_school_down_its_own_street_is_not_told
     odd = Day(AFTER_4_WEEKS + timedelta(days=1)).stay("07:40").walk(SCHOOL).stay("15:00")
     odd.walk(CLUB).stay("17:00").walk((300.0, 500.0), (900.0, 500.0), (900.0, 0.0), HOME)
     assert [e.kind for e in raised(feed(eng, [odd.stay("23:59")]))] == ["route"]
+
+
+def test_a_model_saved_before_the_newer_fields_loads_and_judges():
+    # The tracker service keeps each child's state pickled; one saved by the previous version
+    # has no ``left_home_ms`` (model) nor ``trail`` (engine): it must load and go on judging.
+    eng = engine()
+    feed(eng, routine(MONDAY, 4))
+    state = eng.children["hana"]
+    del state.model.__dict__["left_home_ms"]
+    del state.__dict__["trail"]
+    eng.children["hana"] = pickle.loads(pickle.dumps(state))
+    night = school_day(AFTER_4_WEEKS)
+    night.fixes = [f for f in night.fixes if f[0] < night.ms(22 * 3600)]
+    night.t = 22 * 3600
+    night.walk((0.0, -600.0)).stay("22:40", indoors=False).walk(HOME).stay("23:59")
+    assert [e.kind for e in raised(feed(eng, [night]))] == ["hour"]
