@@ -10,6 +10,7 @@ import pytest
 
 from gateway.services.routine_config import RoutineConfig
 from gateway.services.routine_model import SLOTS, TRAVEL
+from sim.city_children import lat_lon
 from tests.routine.tracks import (
     CLUB,
     HOME,
@@ -387,15 +388,21 @@ def test_the_first_walk_to_the_park_after_school_down_its_own_street_is_not_told
 
 def test_a_model_saved_before_the_newer_fields_loads_and_judges():
     # The tracker service keeps each child's state pickled; one saved by the previous version
-    # has no ``left_home_ms`` (model) nor ``trail`` (engine): it must load and go on judging.
+    # has no ``left_home_ms`` (model) nor ``trail`` (engine). Saved while she is out at night,
+    # it must load and go on judging.
     eng = engine()
     feed(eng, routine(MONDAY, 4))
+    night = school_day(AFTER_4_WEEKS)
+    night.fixes = [f for f in night.fixes if f[0] < night.ms(21 * 3600)]
+    night.t = 21 * 3600
+    night.walk((0.0, -900.0)).stay("22:40", indoors=False).walk(HOME).stay("23:59")
+    saved_at = night.ms(21 * 3600 + 5 * 60)
+    for ts, x, y in [f for f in night.fixes if f[0] < saved_at]:
+        eng.tick(ts)
+        eng.observe("hana", ts, *lat_lon(x, y), 6.0)
     state = eng.children["hana"]
     del state.model.__dict__["left_home_ms"]
     del state.__dict__["trail"]
     eng.children["hana"] = pickle.loads(pickle.dumps(state))
-    night = school_day(AFTER_4_WEEKS)
-    night.fixes = [f for f in night.fixes if f[0] < night.ms(22 * 3600)]
-    night.t = 22 * 3600
-    night.walk((0.0, -600.0)).stay("22:40", indoors=False).walk(HOME).stay("23:59")
+    night.fixes = [f for f in night.fixes if f[0] >= saved_at]
     assert [e.kind for e in raised(feed(eng, [night]))] == ["hour"]
