@@ -17,6 +17,7 @@ from tests.routine.tracks import (
     SCHOOL,
     Day,
     engine,
+    evening_out,
     feed,
     free_day,
     routine,
@@ -115,10 +116,7 @@ def test_not_home_by_the_usual_time():
 def test_out_at_an_unusual_hour():
     eng = engine()
     feed(eng, routine(MONDAY, 4))
-    night = school_day(AFTER_4_WEEKS)
-    night.fixes = [f for f in night.fixes if f[0] < night.ms(22 * 3600)]
-    night.t = 22 * 3600
-    night.walk((0.0, -600.0)).stay("22:40", indoors=False).walk(HOME).stay("23:59")
+    night = evening_out(AFTER_4_WEEKS, "22:00", (0.0, -600.0), "22:40")
     events = raised(feed(eng, [night]))
     assert [e.kind for e in events] == ["hour"]
     assert events[0].ts_ms - night.ms(22 * 3600) <= 10 * 60_000
@@ -291,10 +289,7 @@ def test_on_the_way_back_from_an_evening_out_is_not_going_out_at_night(until, to
     grandma = (-450.0, 0.0)
     eng = engine()
     feed(eng, routine(MONDAY, 4))
-    day = school_day(AFTER_4_WEEKS)
-    day.fixes = [f for f in day.fixes if f[0] < day.ms(19 * 3600)]
-    day.t = 19 * 3600
-    day.walk(grandma).stay(until).walk(HOME).stay("23:59")
+    day = evening_out(AFTER_4_WEEKS, "19:00", grandma, until, indoors=True)
     alerts = raised(feed(eng, [day]))
     assert [e.kind for e in alerts] == (["hour"] if told else [])
     if told:
@@ -392,10 +387,7 @@ def test_a_model_saved_before_the_newer_fields_loads_and_judges():
     # it must load and go on judging.
     eng = engine()
     feed(eng, routine(MONDAY, 4))
-    night = school_day(AFTER_4_WEEKS)
-    night.fixes = [f for f in night.fixes if f[0] < night.ms(21 * 3600)]
-    night.t = 21 * 3600
-    night.walk((0.0, -900.0)).stay("22:40", indoors=False).walk(HOME).stay("23:59")
+    night = evening_out(AFTER_4_WEEKS, "21:00", (0.0, -900.0), "22:40")
     saved_at = night.ms(21 * 3600 + 5 * 60)
     for ts, x, y in [f for f in night.fixes if f[0] < saved_at]:
         eng.tick(ts)

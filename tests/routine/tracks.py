@@ -74,6 +74,17 @@ def school_day(day: date, *, home_by: str | None = None) -> Day:
     return d.stay("23:59")
 
 
+def evening_out(
+    day: date, leave: str, to: tuple[float, float], until: str, *, indoors: bool = False
+) -> Day:
+    """A usual school day, but at ``leave`` she walks out to ``to``, stays until ``until`` and
+    walks home."""
+    d = school_day(day)
+    d.fixes = [f for f in d.fixes if f[0] < d.ms(_seconds(leave))]
+    d.t = _seconds(leave)
+    return d.walk(to).stay(until, indoors=indoors).walk(HOME).stay("23:59")
+
+
 def free_day(day: date) -> Day:
     """Home all day, but a morning walk to the park and back."""
     return (
