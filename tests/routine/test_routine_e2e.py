@@ -75,7 +75,7 @@ def test_a_child_drifts_off_her_way_and_the_guardian_is_told(
             runner.join(10)
             service.stop()
             mailbox.stop()
-            hook.stop()
+            hook.close()
     published = [json.loads(m.payload) for m in seen if b"routine_" in m.payload]
     assert [p["type"] for p in published] == ["routine_route"], published  # once, nothing else
     alert = published[0]

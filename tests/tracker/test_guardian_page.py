@@ -46,7 +46,7 @@ def service(tmp_path, broker):
     running.pipeline.handle(envelopes)
     yield running
     running.stop()
-    hook.stop()
+    hook.close()
 
 
 def login(tab, url: str, user: str, password: str, role: str = "guardian") -> None:

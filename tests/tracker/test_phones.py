@@ -132,7 +132,7 @@ def test_phones_over_mqtt_http_and_osmand_each_only_for_their_own_child(tmp_path
         assert [(p.src, p.acc) for p in ken] == [("osmand", 9.0)]  # not hana's forged one
     finally:
         service.stop()
-        hook.stop()
+        hook.close()
 
 
 def post_pub(url: str, user: str, token: str, body: str) -> int:

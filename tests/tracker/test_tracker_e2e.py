@@ -44,20 +44,20 @@ def test_a_child_walks_to_school_and_the_guardian_is_told_three_ways(
             arrival = next(json.loads(m.payload) for m in seen if b"school_arrival" in m.payload)
             assert arrival["data"]["child"] == "hana" and arrival["data"]["school"] == "nagai-chuo"
             assert "lat" not in arrival["data"]  # the alert says where the child is: at school
-            wait_until(lambda: mailbox.messages and hook.received, 20, "e-mail and webhook")
+            wait_until(lambda: mailbox.messages and hook.told, 20, "e-mail and webhook")
         finally:
             host.stop.set()
             runner.join(10)
             service.stop()
             mailbox.stop()
-            hook.stop()
+            hook.close()
     (mail,) = mailbox.messages
     assert mail["To"] == "sato@example.jp"
     assert "登校しました" in mail["Subject"]
     assert "長井市立中央小学校" in mail.get_content()
-    (call,) = hook.received
+    (call,) = hook.told
     assert call["kind"] == "school_arrival" and call["guardian"] == "sato"
-    assert hook.bad_signatures == 0
+    assert hook.bad == 0
     arrived = datetime.fromtimestamp(arrival_ms(call) / 1000, JST)
     assert 7 * 60 + 40 <= arrived.hour * 60 + arrived.minute <= 8 * 60 + 10
     assert receiver.errors == []
@@ -78,7 +78,7 @@ def test_notices_wait_for_a_mail_server_and_survive_a_restart_then_go_once(tmp_p
     register(service)
     alert = service.pipeline.raise_alert("hana", "sos", service.now_ms(), {"school": "nagai-chuo"})
     assert alert is not None
-    wait_until(lambda: hook.received, 10, "the webhook")
+    wait_until(lambda: hook.told, 10, "the webhook")
     wait_until(lambda: service.db.notification_counts()["retried"] >= 1, 10, "a failed e-mail")
     service.stop()
     assert mailbox.messages == []
@@ -96,6 +96,6 @@ def test_notices_wait_for_a_mail_server_and_survive_a_restart_then_go_once(tmp_p
     finally:
         service.stop()
         mailbox.stop()
-        hook.stop()
-    assert len(mailbox.messages) == 1 and len(hook.received) == 1
+        hook.close()
+    assert len(mailbox.messages) == 1 and len(hook.told) == 1
     assert "SOS" in mailbox.messages[0]["Subject"]

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
-import hmac
-import json
 import socket
 import threading
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -20,7 +17,6 @@ from edge.agents.tracker.config import GnssConfig
 from edge.runtime.clock import Clock
 from edge.runtime.host import AgentHost, DeviceConfig, HostConfig, OutboxConfig
 from edge.runtime.uplink import MqttConfig
-from gateway.services.notify import signature
 from gateway.services.tracker_config import (
     CircleConfig,
     EmailConfig,
@@ -32,6 +28,7 @@ from gateway.services.tracker_config import (
 )
 from gateway.services.tracker_service import TrackerService
 from sim.child_day import SCHOOL
+from sim.city.school import Guardians
 
 SECRET = b"webhook-secret-for-tests-0123456789"
 
@@ -64,39 +61,12 @@ class Mailbox:
         self.controller.stop()
 
 
-class Webhook:
-    """An HTTP endpoint that keeps every request whose signature checks out."""
+class Webhook(Guardians):
+    """The guardians' signed webhook of ``sim city`` (each request whose signature checks out is
+    kept in ``told``, the others counted in ``bad``), with the tests' secret."""
 
     def __init__(self) -> None:
-        self.received: list[dict] = []
-        self.bad_signatures = 0
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                stamp = self.headers["X-Machimori-Timestamp"]
-                good = signature(SECRET, stamp, body)
-                if hmac.compare_digest(good, self.headers["X-Machimori-Signature"]):
-                    hook.received.append(
-                        json.loads(body) | {"delivery": self.headers["X-Machimori-Delivery"]}
-                    )
-                    self.send_response(204)
-                else:
-                    hook.bad_signatures += 1
-                    self.send_response(401)
-                self.end_headers()
-
-            def log_message(self, *_) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(SECRET)
 
 
 def service_config(
