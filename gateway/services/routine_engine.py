@@ -304,8 +304,10 @@ class RoutineEngine:
             by = model.usual_arrival(part, usual, minute, c.late_quantile)
             # there today since an hour before the usual time: it arrived (and may have gone out
             # again, as on cram-school evenings: that is for ``place`` to judge, not lateness)
-            since = state.day_start_ms + ((by or minute) - 60) * 60_000
-            arrived = model.last_at.get(usual, 0) >= since
+            arrived = (
+                by is not None
+                and model.last_at.get(usual, 0) >= state.day_start_ms + (by - 60) * 60_000
+            )
             # at a place the routine knows at this time (the park some days), or just left it
             # a stop on the way at a place usual around now (the park, some days) is no news for
             # an hour; staying on where the child usually leaves (the club) is
